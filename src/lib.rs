@@ -1,0 +1,57 @@
+//! switchyard: a cost-aware routing proxy for LLM APIs.
+//!
+//! One request, socket to upstream and back:
+//!
+//! ```text
+//! server::serve        accept (HTTP/1.1 + h2c), TCP_NODELAY, graceful shutdown
+//!  └ server::stack     request id · trace span · concurrency limit · timeout · body limit
+//!    └ server::proxy   read body (capped) → chat::parse → policy snapshot → route::decide
+//!                      → providers::Client::send (fallback to the next candidate before the
+//!                      first byte) → providers::UsageTap (stream) or bounded read (JSON)
+//!                      → budget::Price::cost → tally
+//! ```
+//!
+//! Module map: `config` (how the process runs), `policy` (YAML → validated `Policy`, atomic
+//! swap), `chat` (the request as read: typed fields + verbatim rest), `classify` (task and
+//! difficulty vocabulary), `route` (pure decision), `budget` (integer money), `providers`
+//! (upstream client, SSE, usage), `server` (listener, stack, handler, errors), `tally`
+//! (running totals), `demo` (simulated providers and the replay report).
+
+pub mod budget;
+pub mod chat;
+pub mod classify;
+pub mod config;
+pub mod demo;
+pub mod policy;
+pub mod providers;
+pub mod route;
+pub mod server;
+pub mod tally;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use config::{Config, Limits};
+pub use policy::{Policy, PolicyHandle};
+pub use server::AppState;
+
+/// Build the shared state for `policy` and `limits`.
+pub fn state(policy: Policy, limits: Limits) -> Result<AppState, providers::Error> {
+    Ok(AppState {
+        policy: PolicyHandle::new(policy),
+        client: providers::Client::new(limits.connect_timeout)?,
+        tally: Arc::new(tally::Tally::default()),
+        limits,
+    })
+}
+
+/// Run the proxy on an already bound listener until `shutdown` resolves, then drain.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    server::serve(listener, state, shutdown).await
+}

@@ -1,0 +1,193 @@
+//! The `switchyard` command line: parse flags, set up logging, load the policy, run, exit codes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use switchyard::{Limits, Policy};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "A cost-aware routing proxy for LLM APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Zero setup: simulated providers, the proxy, a replay of sample prompts and a report.
+    Demo {
+        /// Proxy address (an ephemeral port is used if it is taken).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Exit after the report instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run the proxy.
+    Serve(ServeArgs),
+    /// Validate policy files; every error with file:line:column. Exit 1 on any error.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// A simulated OpenAI-compatible provider (for load tests): no latency unless asked.
+    #[command(hide = true)]
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Time to first token, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        ttft_ms: u64,
+        /// Delay between streamed tokens, in microseconds.
+        #[arg(long, default_value_t = 0)]
+        per_token_us: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The routing policy (YAML).
+    #[arg(long, env = "SWITCHYARD_POLICY")]
+    policy: PathBuf,
+    /// Proxy listen address.
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Admin listener (dashboard, /metrics); reserved until the dashboard lands.
+    #[arg(long, env = "SWITCHYARD_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+    /// Where the ledger lives.
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
+    data_dir: PathBuf,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 4 << 20)]
+    max_body_bytes: usize,
+    /// Time allowed until response headers, in milliseconds.
+    #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS", default_value_t = 300_000)]
+    request_timeout_ms: u64,
+    /// Requests handled at once; more wait.
+    #[arg(long, env = "SWITCHYARD_MAX_CONCURRENCY", default_value_t = 4096)]
+    max_concurrency: usize,
+    /// After SIGTERM/Ctrl-C, how long in-flight requests may take, in milliseconds.
+    #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE_MS", default_value_t = 30_000)]
+    shutdown_grace_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Check { files } => return check(&files),
+        Command::Demo { listen, once } => runtime.block_on(async {
+            switchyard::demo::run(switchyard::demo::Options { listen, once }, shutdown_signal())
+                .await
+                .map_err(anyhow::Error::from)
+        }),
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::MockUpstream { listen, ttft_ms, per_token_us } => runtime.block_on(async move {
+            let profile = switchyard::demo::upstream::Profile {
+                time_to_first_token: Duration::from_millis(ttft_ms),
+                per_token: Duration::from_micros(per_token_us),
+                ..switchyard::demo::upstream::Profile::instant("mock")
+            };
+            let addr = switchyard::demo::upstream::start(listen, profile).await?;
+            println!("{addr}");
+            shutdown_signal().await;
+            Ok(())
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,switchyard=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        match Policy::load(file) {
+            Ok(policy) => println!(
+                "{}: ok ({} providers, {} models, {} routes)",
+                file.display(),
+                policy.providers.len(),
+                policy.models.len(),
+                policy.routes.len()
+            ),
+            Err(err) => {
+                failed = true;
+                eprintln!("{err}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let policy = Policy::load(&args.policy)?;
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        max_concurrency: args.max_concurrency.max(1),
+        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        ..Limits::default()
+    };
+    let _reserved = (&args.admin_listen, &args.data_dir);
+    let state = switchyard::state(policy, limits).context("cannot build the upstream client")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, policy = %args.policy.display(), "serving");
+    switchyard::run(state, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

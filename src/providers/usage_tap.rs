@@ -1,0 +1,244 @@
+//! `UsageTap`: the body wrapper that streams an upstream response to the client while reading
+//! its usage, and settles the request's cost exactly once.
+//!
+//! It forwards every event as soon as it is complete (no coalescing beyond one upstream read),
+//! hides the usage-only chunk that switchyard itself asked for, and enforces the provider's read
+//! timeout between chunks. Invariant: `settle` runs exactly once — at end of stream, on an
+//! upstream failure, or from `Drop` when the client hangs up — with reported usage when it
+//! arrived, else an estimate from the text seen (marked estimated). Once a provider starts
+//! generating, money is spent, so a hang-up is charged too.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use super::{estimate_tokens, openai, sse, BoxError};
+use crate::budget::Usage;
+
+/// Largest single SSE event accepted from an upstream.
+const MAX_EVENT_BYTES: usize = 4 << 20;
+
+/// How the stream is read and what the client receives.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamMode {
+    /// OpenAI-compatible upstream to an OpenAI client: events pass through byte for byte;
+    /// `hide_usage` drops the usage-only chunk the client did not ask for.
+    OpenAi { hide_usage: bool },
+}
+
+/// How a stream ended, as recorded in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The upstream finished the stream.
+    Completed,
+    /// The upstream failed or fell silent mid-stream.
+    UpstreamFailed,
+    /// The client went away before the end.
+    ClientGone,
+}
+
+impl StreamEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamEnd::Completed => "ok",
+            StreamEnd::UpstreamFailed => "upstream_failed",
+            StreamEnd::ClientGone => "client_gone",
+        }
+    }
+}
+
+/// Called once with the usage (reported, or estimated when `estimated`) and how it ended.
+pub type Settle = Box<dyn FnOnce(Usage, bool, StreamEnd) + Send>;
+
+pub struct UsageTap {
+    inner: Incoming,
+    parser: sse::Parser,
+    mode: StreamMode,
+    usage: Option<Usage>,
+    text_chars: usize,
+    input_estimate: u64,
+    read_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    settle: Option<Settle>,
+    finished: bool,
+}
+
+impl UsageTap {
+    pub fn new(
+        inner: Incoming,
+        mode: StreamMode,
+        input_estimate: u64,
+        read_timeout: Duration,
+        settle: Settle,
+    ) -> UsageTap {
+        UsageTap {
+            inner,
+            parser: sse::Parser::new(MAX_EVENT_BYTES),
+            mode,
+            usage: None,
+            text_chars: 0,
+            input_estimate,
+            read_timeout,
+            idle: Box::pin(tokio::time::sleep(read_timeout)),
+            settle: Some(settle),
+            finished: false,
+        }
+    }
+
+    /// Handle one complete event; returns the bytes to forward, if any.
+    fn on_event(&mut self, event: sse::Event) -> Option<Bytes> {
+        match self.mode {
+            StreamMode::OpenAi { hide_usage } => {
+                if event.data.is_empty() || event.data == "[DONE]" {
+                    return Some(event.raw);
+                }
+                let reading = openai::read(event.data.as_bytes());
+                self.text_chars += reading.text_chars;
+                if reading.usage.is_some() {
+                    self.usage = reading.usage;
+                }
+                if hide_usage && reading.usage_only {
+                    return None;
+                }
+                Some(event.raw)
+            }
+        }
+    }
+
+    fn settle(&mut self, end: StreamEnd) {
+        if let Some(settle) = self.settle.take() {
+            let (usage, estimated) = match self.usage {
+                Some(u) => (u, false),
+                None => (
+                    Usage {
+                        input: self.input_estimate,
+                        cached_input: 0,
+                        output: estimate_tokens(self.text_chars),
+                    },
+                    true,
+                ),
+            };
+            settle(usage, estimated, end);
+        }
+    }
+
+    /// Drain complete events from the parser into one frame's worth of bytes.
+    fn drain(&mut self, at_eof: bool) -> Result<Option<Bytes>, sse::TooLarge> {
+        let mut single: Option<Bytes> = None;
+        let mut many: Option<BytesMut> = None;
+        loop {
+            let event = match self.parser.next_event()? {
+                Some(e) => e,
+                None if at_eof => match self.parser.finish() {
+                    Some(e) => e,
+                    None => break,
+                },
+                None => break,
+            };
+            let Some(bytes) = self.on_event(event) else {
+                continue;
+            };
+            match (&mut single, &mut many) {
+                (None, None) => single = Some(bytes),
+                (Some(first), None) => {
+                    let mut buf = BytesMut::with_capacity(first.len() + bytes.len());
+                    buf.extend_from_slice(first);
+                    buf.extend_from_slice(&bytes);
+                    single = None;
+                    many = Some(buf);
+                }
+                (_, Some(buf)) => buf.extend_from_slice(&bytes),
+            }
+        }
+        Ok(many.map(BytesMut::freeze).or(single))
+    }
+
+    fn error_event(message: &str) -> Bytes {
+        let body = serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": "upstream_error"}});
+        Bytes::from(format!("data: {body}\n\n"))
+    }
+}
+
+impl Body for UsageTap {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue; // trailers: nothing for the client
+                    };
+                    this.parser.push(&data);
+                    let deadline = Instant::now() + this.read_timeout;
+                    this.idle.as_mut().reset(deadline);
+                    match this.drain(false) {
+                        Ok(Some(bytes)) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                        Ok(None) => continue,
+                        Err(too_large) => {
+                            tracing::warn!(error = %too_large, "upstream stream rejected");
+                            this.finished = true;
+                            this.settle(StreamEnd::UpstreamFailed);
+                            let bytes = Self::error_event("the upstream stream was malformed");
+                            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    tracing::warn!(error = %err, "upstream stream failed");
+                    this.finished = true;
+                    this.settle(StreamEnd::UpstreamFailed);
+                    let bytes = Self::error_event("the upstream stream was interrupted");
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                }
+                Poll::Ready(None) => {
+                    this.finished = true;
+                    let rest = this.drain(true).ok().flatten();
+                    this.settle(StreamEnd::Completed);
+                    return Poll::Ready(rest.map(|b| Ok(Frame::data(b))));
+                }
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        tracing::warn!(timeout = ?this.read_timeout, "upstream stream fell silent");
+                        this.finished = true;
+                        this.settle(StreamEnd::UpstreamFailed);
+                        let bytes = Self::error_event("the upstream stream timed out");
+                        return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Drop for UsageTap {
+    fn drop(&mut self) {
+        // The client hung up (or the server is shutting down) before the end: charge what was
+        // generated so far.
+        self.settle(StreamEnd::ClientGone);
+    }
+}
+
+use std::future::Future as _;

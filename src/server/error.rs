@@ -1,0 +1,121 @@
+//! `ApiError`: every failure a client can see, and the one place that picks its HTTP status.
+//!
+//! Client faults carry a specific message; upstream and internal faults get a generic message
+//! plus the request id (the detail goes to the log, once, where the error becomes a response).
+//! The body is OpenAI's `{"error":{"message","type","param","code"}}`.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use super::Body;
+use crate::{chat, providers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(#[from] chat::Error),
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    UnknownModel(String),
+    #[error("no route in the policy serves this request")]
+    NoRoute,
+    #[error("Unknown request URL: {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("the upstream provider failed")]
+    Upstream(#[source] providers::Error),
+    #[error("the upstream provider timed out")]
+    UpstreamTimeout(#[source] providers::Error),
+    #[error("the request took longer than {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("reading the request body failed")]
+    ClientBody(#[source] providers::BoxError),
+}
+
+impl From<providers::Error> for ApiError {
+    fn from(e: providers::Error) -> Self {
+        match e {
+            providers::Error::Timeout { .. } => ApiError::UpstreamTimeout(e),
+            e => ApiError::Upstream(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// (status, OpenAI `type`, stable `code`).
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request"),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
+            Self::UnknownModel(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
+            Self::NoRoute => (StatusCode::SERVICE_UNAVAILABLE, "api_error", "no_route"),
+            Self::NotFound { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", "unknown_url"),
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error"),
+            Self::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "api_error", "upstream_timeout"),
+            Self::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "api_error", "request_timeout"),
+            Self::ClientBody(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_body"),
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            Self::BadRequest(e) => e.param(),
+            Self::UnknownModel(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// Whether the message is safe and useful for the client (client faults), or generic.
+    fn is_client_fault(&self) -> bool {
+        self.parts().0.is_client_error()
+    }
+
+    /// The response, logging upstream and internal faults once with their source chain.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let (status, kind, code) = self.parts();
+        let message = if self.is_client_fault() {
+            self.to_string()
+        } else {
+            tracing::error!(request_id, error = %chain(&self), "request failed");
+            format!("{self} (request id {request_id})")
+        };
+        json_error(status, &message, kind, self.param(), code)
+    }
+}
+
+/// `e: cause: cause…` for logs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// An OpenAI-shaped error response.
+pub fn json_error(
+    status: StatusCode,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: &str,
+) -> Response<Body> {
+    let body = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": param, "code": code }
+    });
+    let mut response = Response::new(full(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A complete body.
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+}

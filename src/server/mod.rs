@@ -1,0 +1,97 @@
+//! The proxy listener: accept loop (HTTP/1.1 and h2c on one port), the tower stack, the
+//! handler, and graceful shutdown.
+//!
+//! Shutdown: when the `shutdown` future resolves, stop accepting, let in-flight requests and
+//! streams finish for up to `Limits::shutdown_grace`, then return.
+
+mod error;
+mod proxy;
+mod stack;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderName;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::config::Limits;
+use crate::policy::PolicyHandle;
+use crate::providers::{self, BoxError};
+use crate::tally::Tally;
+
+pub use error::{json_error, ApiError};
+
+/// Every response body.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+pub const HEADER_ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
+pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+pub const HEADER_REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
+pub const HEADER_COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+
+/// Shared state of the proxy; cheap to clone (every field is shared).
+#[derive(Clone)]
+pub struct AppState {
+    /// Swapped atomically on reload; each request takes one snapshot.
+    pub policy: PolicyHandle,
+    /// The one pooled upstream client (internally synchronised).
+    pub client: providers::Client,
+    /// Running totals (a concurrent map).
+    pub tally: Arc<Tally>,
+    pub limits: Limits,
+}
+
+/// Serve the proxy on `listener` until `shutdown` resolves, then drain.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = state.limits;
+    let handler = tower::service_fn(move |req| proxy::route_request(state.clone(), req));
+    let service = stack::build(handler, limits);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        // Out of file descriptors and similar: keep serving the others.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+                }
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service.clone()))
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(err) = conn.await {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(grace = ?limits.shutdown_grace, "shutdown grace elapsed with connections still open");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The leaf handler: the request path as straight-line async code.
+//!
+//! read body (capped) → parse → `policy.snapshot()` → `route::decide` → try candidates in
+//! order (`Client::send`, falling back on connect errors, timeouts, 429 and 5xx before the
+//! first byte) → stream back through `UsageTap`, or read the whole (bounded) JSON response →
+//! usage → cost → tally. Longer logic lives in the modules it calls.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::error::{full, ApiError};
+use super::stack::RequestId;
+use super::{AppState, Body, HEADER_COST, HEADER_MODEL, HEADER_ROUTE};
+use crate::budget::{MicroUsd, Price, Usage};
+use crate::chat;
+use crate::policy::{Model, ModelKind, Policy};
+use crate::providers::{self, estimate_tokens, openai, Operation, StreamEnd, StreamMode, UsageTap};
+use crate::route::{self, Decision, Facts, RuleInput};
+use crate::tally::{Entry, Tally};
+
+/// Dispatch by method and path; every error becomes an OpenAI-shaped response here.
+pub async fn route_request(
+    state: AppState,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(|| Arc::from("-"), |id| id.0.clone());
+    let result = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => complete(&state, req, Operation::Chat).await,
+        (&Method::POST, "/v1/embeddings") => complete(&state, req, Operation::Embeddings).await,
+        (&Method::GET, "/v1/models") => Ok(models(&state.policy.snapshot())),
+        (&Method::GET, "/healthz") => Ok(Response::new(full(Bytes::from_static(b"ok\n")))),
+        (method, path) => Err(ApiError::NotFound {
+            method: method.to_string(),
+            path: path.to_owned(),
+        }),
+    };
+    Ok(result.unwrap_or_else(|e| e.into_response(&id)))
+}
+
+async fn complete(
+    state: &AppState,
+    req: Request<Incoming>,
+    operation: Operation,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(body, state.limits.max_body_bytes).await?;
+    let (parse_kind, model_kind) = match operation {
+        Operation::Chat => (chat::Kind::Chat, ModelKind::Chat),
+        Operation::Embeddings => (chat::Kind::Embeddings, ModelKind::Embedding),
+    };
+    let request = chat::parse(&bytes, parse_kind)?;
+    let policy = state.policy.snapshot();
+    if !policy.accepts_model(&request.model) {
+        return Err(ApiError::UnknownModel(request.model.into_owned()));
+    }
+    let last_user = request.last_user_text();
+    let overrides = route::apply_rules(
+        &policy,
+        &RuleInput {
+            last_user: &last_user,
+            input_tokens: estimate_tokens(request.input_chars),
+            headers: &parts.headers,
+        },
+    );
+    let facts = Facts {
+        requested_model: &request.model,
+        headers: &parts.headers,
+        kind: model_kind,
+        task: overrides.task.map(|(t, _)| t),
+        difficulty: overrides.difficulty.map(|(d, _)| d),
+    };
+    let decision = route::decide(&policy, &facts).map_err(|none| {
+        let reasons: Vec<String> = none.reasons.iter().map(ToString::to_string).collect();
+        tracing::info!(reasons = ?reasons, "no route");
+        ApiError::NoRoute
+    })?;
+    let (model, upstream) = send_first_available(state, &policy, &decision, &request, operation).await?;
+    let charge = Charge::new(state.tally.clone(), &policy, &decision, model, request.stream);
+    let provider_timeout = policy.provider_of(model).map(|p| p.read_timeout);
+    let read_timeout = provider_timeout.unwrap_or(state.limits.request_timeout);
+    let status = upstream.status();
+    let mut headers = HeaderMap::new();
+    if let Some(ct) = upstream.headers().get(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    headers.insert(HEADER_ROUTE, header_value(&decision.route.name));
+    headers.insert(HEADER_MODEL, header_value(&model.name));
+    let input_estimate = estimate_tokens(request.input_chars);
+
+    if !status.is_success() {
+        // An OpenAI-compatible 4xx is the client's to read, unchanged; nothing was generated.
+        return Ok(with_headers(Response::new(upstream.into_body().map_err(Into::into).boxed_unsync()), status, headers));
+    }
+    if request.stream {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let mode = StreamMode::OpenAi {
+            hide_usage: request.hides_usage(),
+        };
+        let settle = Box::new(move |usage: Usage, estimated: bool, end: StreamEnd| {
+            charge.settle(usage, estimated, end);
+        });
+        let tap = UsageTap::new(upstream.into_body(), mode, input_estimate, read_timeout, settle);
+        return Ok(with_headers(Response::new(tap.boxed_unsync()), status, headers));
+    }
+    let body = read_upstream(upstream.into_body(), state.limits.max_response_bytes, read_timeout, &model.name).await?;
+    let reading = openai::read(&body);
+    let (usage, estimated) = match reading.usage {
+        Some(u) => (u, false),
+        None => (
+            Usage {
+                input: input_estimate,
+                cached_input: 0,
+                output: estimate_tokens(reading.text_chars),
+            },
+            true,
+        ),
+    };
+    let cost = charge.settle(usage, estimated, StreamEnd::Completed);
+    headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
+    Ok(with_headers(Response::new(full(body)), status, headers))
+}
+
+/// Try each candidate in order. Falls back on connect errors, header timeouts, 429 and 5xx —
+/// all before any byte reached the client.
+async fn send_first_available<'p>(
+    state: &AppState,
+    policy: &'p Policy,
+    decision: &Decision<'p>,
+    request: &chat::Request<'_>,
+    operation: Operation,
+) -> Result<(&'p Model, Response<Incoming>), ApiError> {
+    let mut last: Option<providers::Error> = None;
+    for index in &decision.candidates {
+        let Some(model) = policy.model(*index) else {
+            continue;
+        };
+        let Some(provider) = policy.provider_of(model) else {
+            continue;
+        };
+        let body = Bytes::from(request.to_upstream(&model.upstream, true));
+        match state.client.send(provider, operation, body, request.stream).await {
+            Ok(rsp) if rsp.status().is_server_error() || rsp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                tracing::warn!(model = %model.name, status = rsp.status().as_u16(), "provider refused; trying the next candidate");
+                last = Some(providers::Error::Status {
+                    provider: provider.name.to_string(),
+                    status: rsp.status(),
+                });
+            }
+            Ok(rsp) => return Ok((model, rsp)),
+            Err(err) => {
+                tracing::warn!(model = %model.name, error = %err, "provider unavailable; trying the next candidate");
+                last = Some(err);
+            }
+        }
+    }
+    Err(last.map_or(ApiError::NoRoute, ApiError::from))
+}
+
+/// What a finished response is charged, computed once at settle time.
+struct Charge {
+    tally: Arc<Tally>,
+    route: Arc<str>,
+    model: Arc<str>,
+    price: Price,
+    baseline: Option<Price>,
+    streamed: bool,
+}
+
+impl Charge {
+    fn new(tally: Arc<Tally>, policy: &Policy, decision: &Decision<'_>, model: &Model, streamed: bool) -> Charge {
+        Charge {
+            tally,
+            route: decision.route.name.clone(),
+            model: model.name.clone(),
+            price: model.price,
+            baseline: policy.baseline.and_then(|b| policy.model(b)).map(|m| m.price),
+            streamed,
+        }
+    }
+
+    fn settle(&self, usage: Usage, estimated: bool, end: StreamEnd) -> MicroUsd {
+        let cost = self.price.cost(&usage);
+        let baseline_cost = self.baseline.map_or(cost, |p| p.cost(&usage));
+        self.tally.record(&Entry {
+            route: &self.route,
+            model: &self.model,
+            usage,
+            cost,
+            baseline_cost,
+            estimated,
+            streamed: self.streamed,
+        });
+        tracing::debug!(
+            route = %self.route,
+            model = %self.model,
+            input_tokens = usage.input,
+            cached_input_tokens = usage.cached_input,
+            output_tokens = usage.output,
+            cost_usd = cost.as_usd(),
+            estimated,
+            end = end.as_str(),
+            "charged"
+        );
+        cost
+    }
+}
+
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit }),
+        Err(err) => Err(ApiError::ClientBody(err)),
+    }
+}
+
+async fn read_upstream(body: Incoming, limit: usize, timeout: std::time::Duration, model: &str) -> Result<Bytes, ApiError> {
+    let read = Limited::new(body, limit).collect();
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(source)) => Err(ApiError::Upstream(providers::Error::Body {
+            provider: model.to_owned(),
+            source,
+        })),
+        Err(_) => Err(ApiError::UpstreamTimeout(providers::Error::Timeout {
+            provider: model.to_owned(),
+            timeout,
+        })),
+    }
+}
+
+fn with_headers(mut rsp: Response<Body>, status: StatusCode, headers: HeaderMap) -> Response<Body> {
+    *rsp.status_mut() = status;
+    rsp.headers_mut().extend(headers);
+    rsp
+}
+
+/// Names from the policy are validated ASCII identifiers in practice; anything else is
+/// percent-free replaced rather than failing the response.
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+fn models(policy: &Policy) -> Response<Body> {
+    let data: Vec<serde_json::Value> = policy
+        .listed_models()
+        .into_iter()
+        .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"}))
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    let mut rsp = Response::new(full(Bytes::from(body.to_string())));
+    rsp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    rsp
+}
