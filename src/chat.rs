@@ -151,11 +151,16 @@ struct ResponseFormat<'a> {
     kind: Cow<'a, str>,
 }
 
-/// Which endpoint's required fields to check.
+/// Which endpoint's body this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// OpenAI `/v1/chat/completions`.
     Chat,
+    /// OpenAI `/v1/embeddings`.
     Embeddings,
+    /// Anthropic `/v1/messages`: same typed view (its text blocks read like OpenAI text
+    /// parts); the top-level `system` becomes the first message.
+    Messages,
 }
 
 fn field_err(field: &'static str, problem: &'static str) -> Error {
@@ -206,10 +211,23 @@ pub fn parse(body: &[u8], kind: Kind) -> Result<Request<'_>, Error> {
                     req.max_tokens = n.or(req.max_tokens);
                 }
             }
-            "messages" if kind == Kind::Chat => {
-                req.messages = serde_json::from_str(json)
+            "messages" if kind != Kind::Embeddings => {
+                let mut messages: Vec<Message<'_>> = serde_json::from_str(json)
                     .map_err(|_| field_err("messages", "must be an array of {role, content} objects"))?;
+                // A `system` seen before `messages` stays first.
+                req.messages.append(&mut messages);
                 saw_messages = true;
+            }
+            "system" if kind == Kind::Messages => {
+                let content: Content<'_> = serde_json::from_str(json)
+                    .map_err(|_| field_err("system", "must be a string or an array of text blocks"))?;
+                req.messages.insert(
+                    0,
+                    Message {
+                        role: Cow::Borrowed("system"),
+                        content: Some(content),
+                    },
+                );
             }
             "input" if kind == Kind::Embeddings => {
                 req.input_chars = json.len();
@@ -229,11 +247,11 @@ pub fn parse(body: &[u8], kind: Kind) -> Result<Request<'_>, Error> {
     }
     if !saw_messages {
         return Err(match kind {
-            Kind::Chat => field_err("messages", "is required"),
+            Kind::Chat | Kind::Messages => field_err("messages", "is required"),
             Kind::Embeddings => field_err("input", "is required"),
         });
     }
-    if kind == Kind::Chat {
+    if kind != Kind::Embeddings {
         req.input_chars = req.messages.iter().map(|m| m.text().chars().count() + 4).sum();
     }
     req.fields = fields;

@@ -5,6 +5,7 @@
 //! operation, get the upstream response; wrap a streamed body in `UsageTap`. Provider kinds
 //! are an enum (`ProviderKind`), not trait objects. This module never decides routing or money.
 
+pub mod anthropic;
 pub mod openai;
 pub mod sse;
 mod usage_tap;

@@ -17,18 +17,32 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::{estimate_tokens, openai, sse, BoxError};
+use super::anthropic::{ChatStreamToMessages, MessagesStreamToChat, MessagesStreamUsage};
+use super::{anthropic, estimate_tokens, openai, sse, BoxError};
 use crate::budget::Usage;
 
 /// Largest single SSE event accepted from an upstream.
 const MAX_EVENT_BYTES: usize = 4 << 20;
 
 /// How the stream is read and what the client receives.
-#[derive(Debug, Clone, Copy)]
 pub enum StreamMode {
     /// OpenAI-compatible upstream to an OpenAI client: events pass through byte for byte;
     /// `hide_usage` drops the usage-only chunk the client did not ask for.
     OpenAi { hide_usage: bool },
+    /// Anthropic upstream to an Anthropic client: events pass through byte for byte; usage is
+    /// read from `message_start` (input) and `message_delta` (output).
+    Anthropic(MessagesStreamUsage),
+    /// Anthropic upstream to an OpenAI client: events translated to chat chunks.
+    AnthropicToOpenAi(Box<MessagesStreamToChat>),
+    /// OpenAI-compatible upstream to an Anthropic client: chunks translated to message events.
+    OpenAiToAnthropic(Box<ChatStreamToMessages>),
+}
+
+impl StreamMode {
+    /// Whether the client speaks Anthropic's wire format (for error events).
+    fn client_is_anthropic(&self) -> bool {
+        matches!(self, StreamMode::Anthropic(_) | StreamMode::OpenAiToAnthropic(_))
+    }
 }
 
 /// How a stream ended, as recorded in the ledger.
@@ -92,7 +106,8 @@ impl UsageTap {
 
     /// Handle one complete event; returns the bytes to forward, if any.
     fn on_event(&mut self, event: sse::Event) -> Option<Bytes> {
-        match self.mode {
+        let name = event.event.as_deref();
+        match &mut self.mode {
             StreamMode::OpenAi { hide_usage } => {
                 if event.data.is_empty() || event.data == "[DONE]" {
                     return Some(event.raw);
@@ -102,12 +117,57 @@ impl UsageTap {
                 if reading.usage.is_some() {
                     self.usage = reading.usage;
                 }
-                if hide_usage && reading.usage_only {
+                if *hide_usage && reading.usage_only {
                     return None;
                 }
                 Some(event.raw)
             }
+            StreamMode::Anthropic(tap) => {
+                tap.on_event(name, &event.data);
+                self.usage = tap.usage();
+                self.text_chars = tap.text_chars();
+                Some(event.raw)
+            }
+            StreamMode::AnthropicToOpenAi(t) => {
+                if event.data.is_empty() {
+                    return None; // keep-alives have no OpenAI counterpart
+                }
+                let mut out = Vec::new();
+                if let Err(err) = t.on_event(name, &event.data, &mut out) {
+                    tracing::warn!(error = %err, "untranslatable upstream event");
+                }
+                self.usage = t.usage();
+                self.text_chars = t.text_chars();
+                (!out.is_empty()).then(|| Bytes::from(out))
+            }
+            StreamMode::OpenAiToAnthropic(t) => {
+                if event.data.is_empty() {
+                    return None;
+                }
+                let mut out = Vec::new();
+                if let Err(err) = t.on_event(name, &event.data, &mut out) {
+                    tracing::warn!(error = %err, "untranslatable upstream event");
+                }
+                self.usage = t.usage();
+                self.text_chars = t.text_chars();
+                (!out.is_empty()).then(|| Bytes::from(out))
+            }
         }
+    }
+
+    /// At end of stream: what a translator still has to say (a truncated stream becomes an
+    /// error event rather than looking complete).
+    fn on_end(&mut self) -> Option<Bytes> {
+        let mut out = Vec::new();
+        let result = match &mut self.mode {
+            StreamMode::AnthropicToOpenAi(t) => t.on_end(&mut out),
+            StreamMode::OpenAiToAnthropic(t) => t.on_end(&mut out),
+            StreamMode::OpenAi { .. } | StreamMode::Anthropic(_) => Ok(()),
+        };
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "upstream stream ended early");
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 
     fn settle(&mut self, end: StreamEnd) {
@@ -158,7 +218,15 @@ impl UsageTap {
         Ok(many.map(BytesMut::freeze).or(single))
     }
 
-    fn error_event(message: &str) -> Bytes {
+    /// An error event in the client's wire format, for failures after the head was sent.
+    fn error_event(&self, message: &str) -> Bytes {
+        if self.mode.client_is_anthropic() {
+            let body = anthropic::error_body("api_error", message);
+            let mut out = b"event: error\ndata: ".to_vec();
+            out.extend_from_slice(&body);
+            out.extend_from_slice(b"\n\n");
+            return Bytes::from(out);
+        }
         let body = serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": "upstream_error"}});
         Bytes::from(format!("data: {body}\n\n"))
     }
@@ -192,7 +260,7 @@ impl Body for UsageTap {
                             tracing::warn!(error = %too_large, "upstream stream rejected");
                             this.finished = true;
                             this.settle(StreamEnd::UpstreamFailed);
-                            let bytes = Self::error_event("the upstream stream was malformed");
+                            let bytes = this.error_event("the upstream stream was malformed");
                             return Poll::Ready(Some(Ok(Frame::data(bytes))));
                         }
                     }
@@ -201,21 +269,26 @@ impl Body for UsageTap {
                     tracing::warn!(error = %err, "upstream stream failed");
                     this.finished = true;
                     this.settle(StreamEnd::UpstreamFailed);
-                    let bytes = Self::error_event("the upstream stream was interrupted");
+                    let bytes = this.error_event("the upstream stream was interrupted");
                     return Poll::Ready(Some(Ok(Frame::data(bytes))));
                 }
                 Poll::Ready(None) => {
                     this.finished = true;
                     let rest = this.drain(true).ok().flatten();
+                    let tail = this.on_end();
                     this.settle(StreamEnd::Completed);
-                    return Poll::Ready(rest.map(|b| Ok(Frame::data(b))));
+                    let bytes = match (rest, tail) {
+                        (Some(a), Some(b)) => Some(Bytes::from([a, b].concat())),
+                        (a, b) => a.or(b),
+                    };
+                    return Poll::Ready(bytes.map(|b| Ok(Frame::data(b))));
                 }
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         tracing::warn!(timeout = ?this.read_timeout, "upstream stream fell silent");
                         this.finished = true;
                         this.settle(StreamEnd::UpstreamFailed);
-                        let bytes = Self::error_event("the upstream stream timed out");
+                        let bytes = this.error_event("the upstream stream timed out");
                         return Poll::Ready(Some(Ok(Frame::data(bytes))));
                     }
                     return Poll::Pending;

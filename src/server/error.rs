@@ -27,6 +27,13 @@ pub enum ApiError {
     Upstream(#[source] providers::Error),
     #[error("the upstream provider timed out")]
     UpstreamTimeout(#[source] providers::Error),
+    #[error("the request cannot be translated for the chosen provider: {0}")]
+    Untranslatable(#[source] providers::anthropic::Error),
+    #[error("the upstream response could not be translated")]
+    BadUpstream(#[source] providers::anthropic::Error),
+    /// An upstream 4xx re-shaped for a client of the other wire format.
+    #[error("{message}")]
+    UpstreamRejected { status: StatusCode, message: String },
     #[error("the request took longer than {0:?}")]
     Timeout(std::time::Duration),
     #[error("reading the request body failed")]
@@ -55,6 +62,9 @@ impl ApiError {
             Self::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "api_error", "upstream_timeout"),
             Self::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "api_error", "request_timeout"),
             Self::ClientBody(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_body"),
+            Self::Untranslatable(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "unsupported_for_provider"),
+            Self::BadUpstream(_) => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error"),
+            Self::UpstreamRejected { status, .. } => (*status, "invalid_request_error", "upstream_rejected"),
         }
     }
 
@@ -71,8 +81,14 @@ impl ApiError {
         self.parts().0.is_client_error()
     }
 
-    /// The response, logging upstream and internal faults once with their source chain.
+    /// The response in OpenAI's shape, logging upstream and internal faults once with their
+    /// source chain.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
+        self.into_response_for(request_id, Dialect::OpenAi)
+    }
+
+    /// The response in the client's wire format.
+    pub fn into_response_for(self, request_id: &str, dialect: Dialect) -> Response<Body> {
         let (status, kind, code) = self.parts();
         let message = if self.is_client_fault() {
             self.to_string()
@@ -80,7 +96,10 @@ impl ApiError {
             tracing::error!(request_id, error = %chain(&self), "request failed");
             format!("{self} (request id {request_id})")
         };
-        json_error(status, &message, kind, self.param(), code)
+        match dialect {
+            Dialect::OpenAi => json_error(status, &message, kind, self.param(), code),
+            Dialect::Anthropic => anthropic_error(status, &message),
+        }
     }
 }
 
@@ -108,6 +127,25 @@ pub fn json_error(
         "error": { "message": message, "type": kind, "param": param, "code": code }
     });
     let mut response = Response::new(full(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Which API shape the client speaks (chosen by the path it called).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+/// An Anthropic-shaped error response: `{"type":"error","error":{"type","message"}}`.
+pub fn anthropic_error(status: StatusCode, message: &str) -> Response<Body> {
+    let kind = providers::anthropic::error_kind_for_status(status.as_u16());
+    let body = providers::anthropic::error_body(kind, message);
+    let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -5,6 +5,7 @@
 //! streams finish for up to `Limits::shutdown_grace`, then return.
 
 mod error;
+mod exchange;
 mod proxy;
 mod stack;
 

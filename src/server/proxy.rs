@@ -1,9 +1,9 @@
 //! The leaf handler: the request path as straight-line async code.
 //!
-//! read body (capped) → parse → `policy.snapshot()` → `route::decide` → try candidates in
-//! order (`Client::send`, falling back on connect errors, timeouts, 429 and 5xx before the
+//! read body (capped) → parse → `policy.snapshot()` → rules → `route::decide` → try candidates
+//! in order (`Client::send`, falling back on connect errors, timeouts, 429 and 5xx before the
 //! first byte) → stream back through `UsageTap`, or read the whole (bounded) JSON response →
-//! usage → cost → tally. Longer logic lives in the modules it calls.
+//! usage → cost → tally. Wire-format differences (OpenAI ⇄ Anthropic) live in `exchange.rs`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,17 +13,18 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::error::{full, ApiError};
+use super::error::{full, ApiError, Dialect};
+use super::exchange::{self, Exchange};
 use super::stack::RequestId;
 use super::{AppState, Body, HEADER_COST, HEADER_MODEL, HEADER_ROUTE};
 use crate::budget::{MicroUsd, Price, Usage};
 use crate::chat;
 use crate::policy::{Model, ModelKind, Policy};
-use crate::providers::{self, estimate_tokens, openai, Operation, StreamEnd, StreamMode, UsageTap};
+use crate::providers::{self, estimate_tokens, Operation, StreamEnd, UsageTap};
 use crate::route::{self, Decision, Facts, RuleInput};
 use crate::tally::{Entry, Tally};
 
-/// Dispatch by method and path; every error becomes an OpenAI-shaped response here.
+/// Dispatch by method and path; every error becomes a response in the client's shape here.
 pub async fn route_request(
     state: AppState,
     req: Request<Incoming>,
@@ -32,29 +33,63 @@ pub async fn route_request(
         .extensions()
         .get::<RequestId>()
         .map_or_else(|| Arc::from("-"), |id| id.0.clone());
-    let result = match (req.method(), req.uri().path()) {
-        (&Method::POST, "/v1/chat/completions") => complete(&state, req, Operation::Chat).await,
-        (&Method::POST, "/v1/embeddings") => complete(&state, req, Operation::Embeddings).await,
-        (&Method::GET, "/v1/models") => Ok(models(&state.policy.snapshot())),
-        (&Method::GET, "/healthz") => Ok(Response::new(full(Bytes::from_static(b"ok\n")))),
-        (method, path) => Err(ApiError::NotFound {
-            method: method.to_string(),
-            path: path.to_owned(),
-        }),
+    let (result, dialect) = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => {
+            (complete(&state, req, Endpoint::Chat, &id).await, Dialect::OpenAi)
+        }
+        (&Method::POST, "/v1/messages") => (
+            complete(&state, req, Endpoint::Messages, &id).await,
+            Dialect::Anthropic,
+        ),
+        (&Method::POST, "/v1/embeddings") => (
+            complete(&state, req, Endpoint::Embeddings, &id).await,
+            Dialect::OpenAi,
+        ),
+        (&Method::GET, "/v1/models") => (Ok(models(&state.policy.snapshot())), Dialect::OpenAi),
+        (&Method::GET, "/healthz") => (
+            Ok(Response::new(full(Bytes::from_static(b"ok\n")))),
+            Dialect::OpenAi,
+        ),
+        (method, path) => (
+            Err(ApiError::NotFound {
+                method: method.to_string(),
+                path: path.to_owned(),
+            }),
+            Dialect::OpenAi,
+        ),
     };
-    Ok(result.unwrap_or_else(|e| e.into_response(&id)))
+    Ok(result.unwrap_or_else(|e| e.into_response_for(&id, dialect)))
+}
+
+/// The endpoints that cost money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Messages,
+    Embeddings,
+}
+
+impl Endpoint {
+    fn dialect(self) -> Dialect {
+        match self {
+            Endpoint::Messages => Dialect::Anthropic,
+            Endpoint::Chat | Endpoint::Embeddings => Dialect::OpenAi,
+        }
+    }
 }
 
 async fn complete(
     state: &AppState,
     req: Request<Incoming>,
-    operation: Operation,
+    endpoint: Endpoint,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(body, state.limits.max_body_bytes).await?;
-    let (parse_kind, model_kind) = match operation {
-        Operation::Chat => (chat::Kind::Chat, ModelKind::Chat),
-        Operation::Embeddings => (chat::Kind::Embeddings, ModelKind::Embedding),
+    let (parse_kind, model_kind, operation) = match endpoint {
+        Endpoint::Chat => (chat::Kind::Chat, ModelKind::Chat, Operation::Chat),
+        Endpoint::Messages => (chat::Kind::Messages, ModelKind::Chat, Operation::Chat),
+        Endpoint::Embeddings => (chat::Kind::Embeddings, ModelKind::Embedding, Operation::Embeddings),
     };
     let request = chat::parse(&bytes, parse_kind)?;
     let policy = state.policy.snapshot();
@@ -82,28 +117,46 @@ async fn complete(
         tracing::info!(reasons = ?reasons, "no route");
         ApiError::NoRoute
     })?;
-    let (model, upstream) = send_first_available(state, &policy, &decision, &request, operation).await?;
+    let (model, exchange, upstream) = send_first_available(
+        state,
+        &policy,
+        &decision,
+        &request,
+        &bytes,
+        endpoint.dialect(),
+        operation,
+    )
+    .await?;
     let charge = Charge::new(state.tally.clone(), &policy, &decision, model, request.stream);
-    let provider_timeout = policy.provider_of(model).map(|p| p.read_timeout);
-    let read_timeout = provider_timeout.unwrap_or(state.limits.request_timeout);
+    let read_timeout = policy
+        .provider_of(model)
+        .map_or(state.limits.request_timeout, |p| p.read_timeout);
     let status = upstream.status();
     let mut headers = HeaderMap::new();
-    if let Some(ct) = upstream.headers().get(header::CONTENT_TYPE) {
-        headers.insert(header::CONTENT_TYPE, ct.clone());
-    }
     headers.insert(HEADER_ROUTE, header_value(&decision.route.name));
     headers.insert(HEADER_MODEL, header_value(&model.name));
     let input_estimate = estimate_tokens(request.input_chars);
 
     if !status.is_success() {
-        // An OpenAI-compatible 4xx is the client's to read, unchanged; nothing was generated.
-        return Ok(with_headers(Response::new(upstream.into_body().map_err(Into::into).boxed_unsync()), status, headers));
+        // Nothing was generated. Same wire format: the client reads the upstream's own error,
+        // unchanged. Translated: re-shaped for the client, status kept.
+        if exchange.is_passthrough() {
+            if let Some(ct) = upstream.headers().get(header::CONTENT_TYPE) {
+                headers.insert(header::CONTENT_TYPE, ct.clone());
+            }
+            let body = upstream.into_body().map_err(Into::into).boxed_unsync();
+            return Ok(with_headers(Response::new(body), status, headers));
+        }
+        let body = read_upstream(upstream.into_body(), state.limits.max_response_bytes, read_timeout, &model.name).await?;
+        return Err(ApiError::UpstreamRejected {
+            status,
+            message: exchange::upstream_error_message(&body),
+        });
     }
     if request.stream {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        let mode = StreamMode::OpenAi {
-            hide_usage: request.hides_usage(),
-        };
+        let mode = exchange.stream_mode(&request, &model.upstream, request_id);
         let settle = Box::new(move |usage: Usage, estimated: bool, end: StreamEnd| {
             charge.settle(usage, estimated, end);
         });
@@ -111,32 +164,36 @@ async fn complete(
         return Ok(with_headers(Response::new(tap.boxed_unsync()), status, headers));
     }
     let body = read_upstream(upstream.into_body(), state.limits.max_response_bytes, read_timeout, &model.name).await?;
-    let reading = openai::read(&body);
-    let (usage, estimated) = match reading.usage {
+    let (body, usage) = exchange.response(body, &model.upstream)?;
+    let (usage, estimated) = match usage.usage {
         Some(u) => (u, false),
         None => (
             Usage {
                 input: input_estimate,
                 cached_input: 0,
-                output: estimate_tokens(reading.text_chars),
+                output: estimate_tokens(usage.text_chars),
             },
             true,
         ),
     };
     let cost = charge.settle(usage, estimated, StreamEnd::Completed);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
     Ok(with_headers(Response::new(full(body)), status, headers))
 }
 
 /// Try each candidate in order. Falls back on connect errors, header timeouts, 429 and 5xx —
-/// all before any byte reached the client.
+/// all before any byte reached the client. A request the client wrote that cannot be
+/// translated for a candidate's provider is the client's error, not a reason to fall back.
 async fn send_first_available<'p>(
     state: &AppState,
     policy: &'p Policy,
     decision: &Decision<'p>,
     request: &chat::Request<'_>,
+    original: &[u8],
+    dialect: Dialect,
     operation: Operation,
-) -> Result<(&'p Model, Response<Incoming>), ApiError> {
+) -> Result<(&'p Model, Exchange, Response<Incoming>), ApiError> {
     let mut last: Option<providers::Error> = None;
     for index in &decision.candidates {
         let Some(model) = policy.model(*index) else {
@@ -145,16 +202,20 @@ async fn send_first_available<'p>(
         let Some(provider) = policy.provider_of(model) else {
             continue;
         };
-        let body = Bytes::from(request.to_upstream(&model.upstream, true));
+        let exchange = Exchange::new(dialect, provider.kind);
+        let body = exchange.request(request, original, &model.upstream)?;
         match state.client.send(provider, operation, body, request.stream).await {
-            Ok(rsp) if rsp.status().is_server_error() || rsp.status() == StatusCode::TOO_MANY_REQUESTS => {
+            Ok(rsp)
+                if rsp.status().is_server_error()
+                    || rsp.status() == StatusCode::TOO_MANY_REQUESTS =>
+            {
                 tracing::warn!(model = %model.name, status = rsp.status().as_u16(), "provider refused; trying the next candidate");
                 last = Some(providers::Error::Status {
                     provider: provider.name.to_string(),
                     status: rsp.status(),
                 });
             }
-            Ok(rsp) => return Ok((model, rsp)),
+            Ok(rsp) => return Ok((model, exchange, rsp)),
             Err(err) => {
                 tracing::warn!(model = %model.name, error = %err, "provider unavailable; trying the next candidate");
                 last = Some(err);
@@ -175,7 +236,13 @@ struct Charge {
 }
 
 impl Charge {
-    fn new(tally: Arc<Tally>, policy: &Policy, decision: &Decision<'_>, model: &Model, streamed: bool) -> Charge {
+    fn new(
+        tally: Arc<Tally>,
+        policy: &Policy,
+        decision: &Decision<'_>,
+        model: &Model,
+        streamed: bool,
+    ) -> Charge {
         Charge {
             tally,
             route: decision.route.name.clone(),
@@ -216,12 +283,19 @@ impl Charge {
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit }),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::TooLarge { limit })
+        }
         Err(err) => Err(ApiError::ClientBody(err)),
     }
 }
 
-async fn read_upstream(body: Incoming, limit: usize, timeout: std::time::Duration, model: &str) -> Result<Bytes, ApiError> {
+async fn read_upstream(
+    body: Incoming,
+    limit: usize,
+    timeout: std::time::Duration,
+    model: &str,
+) -> Result<Bytes, ApiError> {
     let read = Limited::new(body, limit).collect();
     match tokio::time::timeout(timeout, read).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
@@ -242,8 +316,8 @@ fn with_headers(mut rsp: Response<Body>, status: StatusCode, headers: HeaderMap)
     rsp
 }
 
-/// Names from the policy are validated ASCII identifiers in practice; anything else is
-/// percent-free replaced rather than failing the response.
+/// Names from the policy are plain ASCII in practice; anything unencodable becomes `invalid`
+/// rather than failing the response.
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
