@@ -37,11 +37,46 @@ pub use config::{Config, Limits};
 pub use policy::{Policy, PolicyHandle};
 pub use server::AppState;
 
+/// Why the proxy could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the upstream client")]
+    Client(#[from] providers::Error),
+    #[error("cannot load classifier weights {path}")]
+    Classifier {
+        path: String,
+        #[source]
+        source: classify::Error,
+    },
+}
+
+/// The classifier a policy asks for: its own weights file, or the embedded default.
+pub fn load_classifier(policy: &Policy) -> Result<classify::Model, StartError> {
+    match &policy.classifier_weights {
+        None => classify::Model::embedded().map_err(|source| StartError::Classifier {
+            path: "(embedded)".to_owned(),
+            source,
+        }),
+        Some(path) => std::fs::read(path)
+            .map_err(|source| classify::Error::Io {
+                path: path.display().to_string(),
+                source,
+            })
+            .and_then(|bytes| classify::Model::from_bytes(&bytes))
+            .map_err(|source| StartError::Classifier {
+                path: path.display().to_string(),
+                source,
+            }),
+    }
+}
+
 /// Build the shared state for `policy` and `limits`.
-pub fn state(policy: Policy, limits: Limits) -> Result<AppState, providers::Error> {
+pub fn state(policy: Policy, limits: Limits) -> Result<AppState, StartError> {
+    let classifier = load_classifier(&policy)?;
     Ok(AppState {
         policy: PolicyHandle::new(policy),
         client: providers::Client::new(limits.connect_timeout)?,
+        classifier: Arc::new(classifier),
         tally: Arc::new(tally::Tally::default()),
         limits,
     })

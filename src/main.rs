@@ -91,6 +91,7 @@ fn main() -> ExitCode {
         Command::Demo { listen, once } => runtime.block_on(async {
             switchyard::demo::run(switchyard::demo::Options { listen, once }, shutdown_signal())
                 .await
+                .map(|_summary| ())
                 .map_err(anyhow::Error::from)
         }),
         Command::Serve(args) => runtime.block_on(serve(args)),
@@ -158,7 +159,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Limits::default()
     };
     let _reserved = (&args.admin_listen, &args.data_dir);
-    let state = switchyard::state(policy, limits).context("cannot build the upstream client")?;
+    let state = switchyard::state(policy, limits)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

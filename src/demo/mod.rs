@@ -45,7 +45,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("cannot build the proxy")]
-    Proxy(#[source] crate::providers::Error),
+    Proxy(#[source] crate::StartError),
     #[error("the proxy server failed")]
     Serve(#[source] std::io::Error),
     #[error("a bundled sample prompt is malformed (line {line})")]
@@ -72,11 +72,15 @@ pub struct Replay {
     pub sent: usize,
     pub streamed: usize,
     pub failed: usize,
+    /// Responses whose `x-switchyard-task` equals the sample's own label.
+    pub task_agreed: usize,
+    /// Distinct labelled tasks among the samples.
+    pub tasks: usize,
     pub elapsed: Duration,
 }
 
 /// Run the demo; `shutdown` ends serving after the report (Ctrl-C in the CLI).
-pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Summary, Error> {
     let open = upstream::Profile {
         name: "open-sim",
         time_to_first_token: Duration::from_millis(25),
@@ -117,7 +121,14 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     println!("switchyard demo: proxy on http://{addr}, simulated providers on {open_addr} (open) and {frontier_addr} (frontier)");
     let replay = replay(addr).await?;
     let snapshot = state.policy.snapshot();
-    print!("{}", report(&snapshot, &state.tally.rows(), &replay));
+    let rows = state.tally.rows();
+    print!("{}", report(&snapshot, &rows, &replay));
+    let summary = Summary {
+        cost: rows.iter().map(|r| r.2.cost).sum(),
+        baseline_cost: rows.iter().map(|r| r.2.baseline_cost).sum(),
+        routes: rows.iter().map(|r| r.0.to_string()).collect(),
+        replay,
+    };
 
     if !opts.once {
         println!();
@@ -129,9 +140,20 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<()
     // The receiver is gone only if the server already stopped.
     let _sent = stop_tx.send(());
     match server.await {
-        Ok(result) => result.map_err(Error::Serve),
-        Err(join) => Err(Error::Serve(std::io::Error::other(join))),
+        Ok(result) => result.map_err(Error::Serve)?,
+        Err(join) => return Err(Error::Serve(std::io::Error::other(join))),
     }
+    Ok(summary)
+}
+
+/// What a demo run did, for callers that check it.
+#[derive(Debug)]
+pub struct Summary {
+    pub replay: Replay,
+    pub cost: MicroUsd,
+    pub baseline_cost: MicroUsd,
+    /// Routes that served at least one request.
+    pub routes: std::collections::BTreeSet<String>,
 }
 
 /// Send every sample prompt through the proxy, 16 at a time; every third one streamed.
@@ -144,7 +166,8 @@ async fn replay(addr: SocketAddr) -> Result<Replay, Error> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let started = Instant::now();
     let url = format!("http://{addr}/v1/chat/completions");
-    let results: Vec<(bool, bool)> = stream::iter(samples.iter().enumerate())
+    let tasks = samples.iter().map(|s| s.task.as_str()).collect::<std::collections::HashSet<_>>().len();
+    let results: Vec<(bool, bool, bool)> = stream::iter(samples.iter().enumerate())
         .map(|(i, sample)| {
             let client = client.clone();
             let url = url.clone();
@@ -161,16 +184,20 @@ async fn replay(addr: SocketAddr) -> Result<Replay, Error> {
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(Full::new(Bytes::from(body.to_string())))
                 else {
-                    return (false, streamed);
+                    return (false, streamed, false);
                 };
-                let ok = match client.request(req).await {
+                match client.request(req).await {
                     Ok(rsp) => {
                         let status = rsp.status();
-                        rsp.into_body().collect().await.is_ok() && status.is_success()
+                        let agreed = rsp
+                            .headers()
+                            .get("x-switchyard-task")
+                            .is_some_and(|t| t.as_bytes() == sample.task.as_bytes());
+                        let ok = rsp.into_body().collect().await.is_ok() && status.is_success();
+                        (ok, streamed, agreed)
                     }
-                    Err(_) => false,
-                };
-                (ok, streamed)
+                    Err(_) => (false, streamed, false),
+                }
             }
         })
         .buffer_unordered(16)
@@ -178,8 +205,10 @@ async fn replay(addr: SocketAddr) -> Result<Replay, Error> {
         .await;
     Ok(Replay {
         sent: results.len(),
-        streamed: results.iter().filter(|(_, s)| *s).count(),
-        failed: results.iter().filter(|(ok, _)| !ok).count(),
+        streamed: results.iter().filter(|(_, s, _)| *s).count(),
+        failed: results.iter().filter(|(ok, _, _)| !ok).count(),
+        task_agreed: results.iter().filter(|(_, _, a)| *a).count(),
+        tasks,
         elapsed: started.elapsed(),
     })
 }
@@ -199,12 +228,17 @@ pub fn report(policy: &Policy, rows: &[(Arc<str>, Arc<str>, Totals)], replay: &R
     );
     let _ = writeln!(
         out,
-        "Routing: {} keyword/regex rules from policies/demo.yaml decide task and difficulty (the learned classifier is not wired in yet).\n",
+        "Routing: the built-in classifier decides task and difficulty (plus {} override rule(s) from policies/demo.yaml);",
         policy.rules.len()
     );
     let _ = writeln!(
         out,
-        "{:<11} {:<14} {:<9} {:>8} {:>11} {:>11} {:>12}",
+        "its task agreed with the samples' own labels on {} of {} requests, over {} tasks.\n",
+        replay.task_agreed, replay.sent, replay.tasks
+    );
+    let _ = writeln!(
+        out,
+        "{:<15} {:<14} {:<9} {:>8} {:>11} {:>11} {:>12}",
         "route", "model", "tier", "requests", "input tok", "output tok", "cost"
     );
     let mut total = Totals::default();
@@ -213,7 +247,7 @@ pub fn report(policy: &Policy, rows: &[(Arc<str>, Arc<str>, Totals)], replay: &R
         let tier = policy.model_named(model).map(|(_, m)| m.tier);
         let _ = writeln!(
             out,
-            "{:<11} {:<14} {:<9} {:>8} {:>11} {:>11} {:>12}",
+            "{:<15} {:<14} {:<9} {:>8} {:>11} {:>11} {:>12}",
             route,
             model,
             tier.map_or("?", Tier::as_str),
@@ -235,7 +269,7 @@ pub fn report(policy: &Policy, rows: &[(Arc<str>, Arc<str>, Totals)], replay: &R
     }
     let _ = writeln!(
         out,
-        "{:<11} {:<14} {:<9} {:>8} {:>11} {:>11} {:>12}",
+        "{:<15} {:<14} {:<9} {:>8} {:>11} {:>11} {:>12}",
         "total", "", "", total.requests, total.input_tokens, total.output_tokens, total.cost.to_string()
     );
     let baseline = policy.baseline.and_then(|b| policy.model(b)).map_or("(none)", |m| &m.name);

@@ -21,6 +21,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::budget::Price;
+pub use crate::classify::Thresholds;
 use crate::classify::{Difficulty, Task};
 
 pub use position::Position;
@@ -40,6 +41,11 @@ pub struct Policy {
     /// Savings are measured against sending everything to this model.
     pub baseline: Option<usize>,
     pub thresholds: Thresholds,
+    /// Classifier weights to use instead of the embedded ones (as written in the policy;
+    /// relative paths are relative to the policy file).
+    pub classifier_weights: Option<std::path::PathBuf>,
+    /// Whether a client may pin a tier with `x-switchyard-tier: open|frontier`.
+    pub allow_tier_header: bool,
     model_index: HashMap<Arc<str>, usize>,
     /// Every `model` a client may ask for: `auto`, logical model names and route aliases.
     requestable: HashSet<Arc<str>>,
@@ -126,34 +132,6 @@ pub struct When {
     pub difficulties: Vec<Difficulty>,
 }
 
-/// Difficulty score thresholds: `>= hard` is hard, `>= medium` is medium.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    pub medium: f32,
-    pub hard: f32,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            medium: 0.35,
-            hard: 0.65,
-        }
-    }
-}
-
-impl Thresholds {
-    pub fn level(&self, score: f32) -> Difficulty {
-        if score >= self.hard {
-            Difficulty::Hard
-        } else if score >= self.medium {
-            Difficulty::Medium
-        } else {
-            Difficulty::Easy
-        }
-    }
-}
-
 /// Default output bound when neither the request nor the model gives one.
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 4096;
 
@@ -167,16 +145,24 @@ impl Policy {
         validate::build(file, text, env)
     }
 
-    /// Read and validate a policy file, resolving `${VAR}` from the process environment.
+    /// Read and validate a policy file, resolving `${VAR}` from the process environment and
+    /// classifier weights relative to the file.
     pub fn load(path: &Path) -> Result<Policy, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Policy::from_yaml(&path.display().to_string(), &text, &|name| {
+        let mut policy = Policy::from_yaml(&path.display().to_string(), &text, &|name| {
             std::env::var(name).ok()
         })
-        .map_err(Error::Invalid)
+        .map_err(Error::Invalid)?;
+        if let Some(weights) = &policy.classifier_weights {
+            if weights.is_relative() {
+                let base = path.parent().unwrap_or(Path::new("."));
+                policy.classifier_weights = Some(base.join(weights));
+            }
+        }
+        Ok(policy)
     }
 
     pub fn model(&self, index: usize) -> Option<&Model> {

@@ -88,6 +88,9 @@ enum Frame {
     Map {
         path: String,
         key: Option<(String, Position)>,
+        /// No key read yet: the first key's position becomes the mapping's value position
+        /// (yaml-rust2 marks a block mapping's start after its first key).
+        first: bool,
     },
     Seq {
         path: String,
@@ -123,7 +126,7 @@ impl Builder {
                 self.nodes.insert(p.clone(), (at, at));
                 Some(p)
             }
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, .. }) => match key.take() {
                 Some((k, key_at)) => {
                     let p = join_key(path, &k);
                     self.nodes.insert(p.clone(), (key_at, at));
@@ -146,8 +149,16 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, ..) => {
                 if self.expecting_key() {
-                    if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                    if let Some(Frame::Map { key, first, path }) = self.stack.last_mut() {
                         *key = Some((text, at));
+                        if std::mem::take(first) {
+                            if let Some(node) = self.nodes.get_mut(path.as_str()) {
+                                node.1 = at;
+                                if path.ends_with(']') {
+                                    node.0 = at;
+                                }
+                            }
+                        }
                     }
                 } else {
                     self.place_value(at);
@@ -173,7 +184,11 @@ impl MarkedEventReceiver for Builder {
                     self.place_value(at).unwrap_or_default()
                 };
                 let frame = if matches!(ev, Event::MappingStart(..)) {
-                    Frame::Map { path, key: None }
+                    Frame::Map {
+                        path,
+                        key: None,
+                        first: true,
+                    }
                 } else {
                     Frame::Seq { path, next: 0 }
                 };

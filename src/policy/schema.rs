@@ -21,7 +21,17 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "rules",
     "routes",
     "baseline",
+    "classifier",
+    "allow_tier_header",
 ];
+
+/// `classifier:`: replace the embedded weights.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClassifier {
+    /// A weights file written by `switchyard train`, relative to the policy file.
+    pub weights: String,
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

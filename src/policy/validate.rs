@@ -14,7 +14,7 @@ use serde_yaml::Value;
 
 use super::position::{join_index, join_key, Index};
 use super::schema::{
-    Mode, ModelKind, OneOrMany, RawModel, RawProvider, RawRoute, RawRule, RawThresholds,
+    Mode, ModelKind, OneOrMany, RawClassifier, RawModel, RawProvider, RawRoute, RawRule, RawThresholds,
     TOP_LEVEL_KEYS,
 };
 use super::{
@@ -86,7 +86,8 @@ impl Cx<'_> {
                 .or_else(|| {
                     (!expected.is_empty()).then(|| format!("allowed here: {}", expected.join(", ")))
                 });
-            let at = join_key(path, field);
+            // serde_path_to_error's path already ends at the unknown field.
+            let at = if path.ends_with(field) { path.to_owned() } else { join_key(path, field) };
             self.error(&at, At::Key, format!("unknown field `{field}`"), hint);
         } else if let Some(variant) = between(&message, "unknown variant `", "`") {
             let expected = backticked(message.split_once("expected").map_or("", |(_, e)| e));
@@ -96,7 +97,7 @@ impl Cx<'_> {
             self.error(path, At::Value, format!("unknown value `{variant}`"), hint);
         } else if let Some(field) = between(&message, "missing field `", "`") {
             let hint = Some(format!("add `{field}:` here"));
-            self.error(path, At::Value, format!("missing field `{field}`"), hint);
+            self.error(path, At::Key, format!("missing field `{field}`"), hint);
         } else {
             self.error(path, At::Value, message, None);
         }
@@ -281,18 +282,22 @@ pub(super) fn build(
         None => Thresholds::default(),
     };
 
+    // Names declared but invalid still count as declared, so one mistake is reported once
+    // rather than again at every reference.
+    let declared_providers = declared(sections.get("providers").copied());
+    let declared_models = declared(sections.get("models").copied());
     let providers = providers(sections.get("providers").copied(), &mut cx);
     let provider_names: Vec<Arc<str>> = providers.iter().map(|p| p.name.clone()).collect();
-    let models = models(sections.get("models").copied(), &provider_names, &mut cx);
+    let models = models(sections.get("models").copied(), &provider_names, &declared_providers, &mut cx);
     let model_index: HashMap<Arc<str>, usize> =
         models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
-    let routes = routes(sections.get("routes").copied(), &models, &model_index, &mut cx);
+    let routes = routes(sections.get("routes").copied(), &models, &model_index, &declared_models, &mut cx);
 
     let rules = rules(sections.get("rules").copied(), &mut cx);
     let baseline = match sections.get("baseline") {
         Some(v) => cx.parse::<String>(v, "baseline").and_then(|name| {
             let found = model_index.get(name.as_str()).copied();
-            if found.is_none() {
+            if found.is_none() && !declared_models.contains(&name) {
                 let hint = closest(&name, model_index.keys().map(|k| &**k)).map(|s| format!("did you mean `{s}`?"));
                 cx.error("baseline", At::Value, format!("unknown model `{name}`"), hint);
             }
@@ -300,6 +305,15 @@ pub(super) fn build(
         }),
         None => None,
     };
+
+    let classifier_weights = sections
+        .get("classifier")
+        .and_then(|v| cx.parse::<RawClassifier>(v, "classifier"))
+        .map(|c| std::path::PathBuf::from(c.weights));
+    let allow_tier_header = sections
+        .get("allow_tier_header")
+        .and_then(|v| cx.parse::<bool>(v, "allow_tier_header"))
+        .unwrap_or(false);
 
     if !cx.diagnostics.is_empty() {
         cx.diagnostics.sort_by_key(|d| d.position.map(|p| (p.line, p.column)));
@@ -319,6 +333,8 @@ pub(super) fn build(
         rules,
         baseline,
         thresholds,
+        classifier_weights,
+        allow_tier_header,
         model_index,
         requestable,
     })
@@ -365,7 +381,20 @@ fn providers(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<ProviderSpec> {
     out
 }
 
-fn models(section: Option<&Value>, providers: &[Arc<str>], cx: &mut Cx<'_>) -> Vec<Model> {
+/// The entry names of a mapping section, valid or not.
+fn declared(section: Option<&Value>) -> HashSet<String> {
+    match section {
+        Some(Value::Mapping(map)) => map.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect(),
+        _ => HashSet::new(),
+    }
+}
+
+fn models(
+    section: Option<&Value>,
+    providers: &[Arc<str>],
+    declared_providers: &HashSet<String>,
+    cx: &mut Cx<'_>,
+) -> Vec<Model> {
     let mut out = Vec::new();
     for (name, value) in entries(section, "models", cx) {
         let path = join_key("models", &name);
@@ -373,6 +402,9 @@ fn models(section: Option<&Value>, providers: &[Arc<str>], cx: &mut Cx<'_>) -> V
             continue;
         };
         let Some(provider) = providers.iter().position(|p| **p == *raw.provider) else {
+            if declared_providers.contains(&raw.provider) {
+                continue; // the provider's own error is already reported
+            }
             let hint = closest(&raw.provider, providers.iter().map(|p| &**p))
                 .map(|s| format!("did you mean `{s}`?"))
                 .or_else(|| Some(format!("declare it under `providers:` (known: {})", join(providers))));
@@ -405,6 +437,7 @@ fn routes(
     section: Option<&Value>,
     all: &[Model],
     models: &HashMap<Arc<str>, usize>,
+    declared_models: &HashSet<String>,
     cx: &mut Cx<'_>,
 ) -> Vec<Route> {
     let items: &[Value] = match section {
@@ -436,6 +469,7 @@ fn routes(
         for (j, model) in raw.use_.iter().enumerate() {
             match models.get(model.as_str()) {
                 Some(m) => candidates.push(*m),
+                None if declared_models.contains(model) => {} // reported where it is declared
                 None => {
                     let hint = closest(model, models.keys().map(|k| &**k))
                         .map(|s| format!("did you mean `{s}`?"))
@@ -459,9 +493,11 @@ fn routes(
         }
         let unconditional = when.models.is_empty() && when.headers.is_empty() && when.tasks.is_empty() && when.difficulties.is_empty();
         // An embeddings-only route never takes chat traffic, so it cannot shadow a chat route.
+        // (A route whose models all failed validation is treated as a chat route.)
         let serves_chat = candidates
             .iter()
-            .any(|i| all.get(*i).is_some_and(|m| m.kind == ModelKind::Chat));
+            .any(|i| all.get(*i).is_some_and(|m| m.kind == ModelKind::Chat))
+            || (candidates.is_empty() && !raw.use_.is_empty());
         if unconditional && catch_all.is_none() && serves_chat {
             catch_all = Some(raw.name.clone());
         }

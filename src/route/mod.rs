@@ -10,7 +10,10 @@ use std::fmt;
 use http::HeaderMap;
 
 use crate::classify::{Difficulty, Task};
-use crate::policy::{Model, ModelKind, Policy, Route, Rule};
+use crate::policy::{Model, ModelKind, Policy, Route, Rule, Tier};
+
+mod explain;
+pub use explain::{explain, Candidate, Explanation};
 
 /// What is known about a request when deciding.
 pub struct Facts<'r> {
@@ -29,6 +32,12 @@ pub enum Reason<'p> {
     /// A route matched but has no model serving this kind of request.
     RouteWrongKind { route: &'p str },
     RouteMatched { route: &'p str },
+    /// A rule of the policy set the task or the difficulty.
+    RuleApplied { rule: &'p str, field: &'static str, value: &'static str },
+    /// The client pinned a tier with `x-switchyard-tier`.
+    TierPinned { tier: &'static str },
+    /// The client asked for a tier pin the policy does not allow.
+    TierPinRefused,
 }
 
 impl fmt::Display for Reason<'_> {
@@ -41,6 +50,13 @@ impl fmt::Display for Reason<'_> {
                 write!(f, "route `{route}` skipped: no model of the requested kind")
             }
             Reason::RouteMatched { route } => write!(f, "route `{route}` matched"),
+            Reason::RuleApplied { rule, field, value } => {
+                write!(f, "rule `{rule}` set {field} = {value}")
+            }
+            Reason::TierPinned { tier } => write!(f, "client pinned tier `{tier}`"),
+            Reason::TierPinRefused => {
+                write!(f, "x-switchyard-tier ignored: the policy does not allow it")
+            }
         }
     }
 }
@@ -140,6 +156,19 @@ pub fn decide<'p>(policy: &'p Policy, facts: &Facts<'_>) -> Result<Decision<'p>,
         });
     }
     Err(NoRoute { reasons })
+}
+
+/// Keep only the candidates of `tier`; if the route has none, every model of that tier and
+/// kind in policy order.
+pub fn pin_tier<'p>(policy: &'p Policy, decision: &mut Decision<'p>, tier: Tier, kind: ModelKind) {
+    let of_tier = |i: &usize| policy.model(*i).is_some_and(|m| m.tier == tier && m.kind == kind);
+    let on_route: Vec<usize> = decision.candidates.iter().copied().filter(of_tier).collect();
+    decision.candidates = if on_route.is_empty() {
+        (0..policy.models.len()).filter(of_tier).collect()
+    } else {
+        on_route
+    };
+    decision.reasons.push(Reason::TierPinned { tier: tier.as_str() });
 }
 
 /// The first condition of `route` that `facts` fail, if any.

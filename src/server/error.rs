@@ -19,6 +19,11 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     UnknownModel(String),
+    #[error("header `{name}` must be {expected}")]
+    BadHeader {
+        name: &'static str,
+        expected: &'static str,
+    },
     #[error("no route in the policy serves this request")]
     NoRoute,
     #[error("Unknown request URL: {method} {path}")]
@@ -56,6 +61,7 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
             Self::UnknownModel(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
+            Self::BadHeader { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_header"),
             Self::NoRoute => (StatusCode::SERVICE_UNAVAILABLE, "api_error", "no_route"),
             Self::NotFound { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", "unknown_url"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error"),

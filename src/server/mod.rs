@@ -34,6 +34,12 @@ pub const HEADER_ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route
 pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 pub const HEADER_REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
 pub const HEADER_COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+pub const HEADER_TASK: HeaderName = HeaderName::from_static("x-switchyard-task");
+pub const HEADER_DIFFICULTY: HeaderName = HeaderName::from_static("x-switchyard-difficulty");
+/// Request header: a client pins `open` or `frontier` (where the policy allows it).
+pub const HEADER_TIER: HeaderName = HeaderName::from_static("x-switchyard-tier");
+/// Request header: `1` returns the decision without calling a provider.
+pub const HEADER_DRY_RUN: HeaderName = HeaderName::from_static("x-switchyard-dry-run");
 
 /// Shared state of the proxy; cheap to clone (every field is shared).
 #[derive(Clone)]
@@ -42,6 +48,8 @@ pub struct AppState {
     pub policy: PolicyHandle,
     /// The one pooled upstream client (internally synchronised).
     pub client: providers::Client,
+    /// The task and difficulty model (immutable).
+    pub classifier: Arc<crate::classify::Model>,
     /// Running totals (a concurrent map).
     pub tally: Arc<Tally>,
     pub limits: Limits,

@@ -16,12 +16,16 @@ use hyper::body::Incoming;
 use super::error::{full, ApiError, Dialect};
 use super::exchange::{self, Exchange};
 use super::stack::RequestId;
-use super::{AppState, Body, HEADER_COST, HEADER_MODEL, HEADER_ROUTE};
+use super::{
+    AppState, Body, HEADER_COST, HEADER_DIFFICULTY, HEADER_DRY_RUN, HEADER_MODEL, HEADER_ROUTE,
+    HEADER_TASK, HEADER_TIER,
+};
+use crate::classify::{self, Classification, Difficulty, Task};
 use crate::budget::{MicroUsd, Price, Usage};
 use crate::chat;
-use crate::policy::{Model, ModelKind, Policy};
+use crate::policy::{Model, ModelKind, Policy, Tier};
 use crate::providers::{self, estimate_tokens, Operation, StreamEnd, UsageTap};
-use crate::route::{self, Decision, Facts, RuleInput};
+use crate::route::{self, Decision, Facts, NoRoute, Reason, RuleInput};
 use crate::tally::{Entry, Tally};
 
 /// Dispatch by method and path; every error becomes a response in the client's shape here.
@@ -96,23 +100,12 @@ async fn complete(
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
-    let last_user = request.last_user_text();
-    let overrides = route::apply_rules(
-        &policy,
-        &RuleInput {
-            last_user: &last_user,
-            input_tokens: estimate_tokens(request.input_chars),
-            headers: &parts.headers,
-        },
-    );
-    let facts = Facts {
-        requested_model: &request.model,
-        headers: &parts.headers,
-        kind: model_kind,
-        task: overrides.task.map(|(t, _)| t),
-        difficulty: overrides.difficulty.map(|(d, _)| d),
-    };
-    let decision = route::decide(&policy, &facts).map_err(|none| {
+    let plan = plan(state, &policy, &request, &parts.headers, model_kind)?;
+    if parts.headers.get(HEADER_DRY_RUN).is_some_and(|v| v.as_bytes() == b"1") {
+        return Ok(dry_run(&policy, plan, &request));
+    }
+    let (class_task, class_difficulty) = (plan.task, plan.difficulty);
+    let decision = plan.decision.map_err(|none| {
         let reasons: Vec<String> = none.reasons.iter().map(ToString::to_string).collect();
         tracing::info!(reasons = ?reasons, "no route");
         ApiError::NoRoute
@@ -135,6 +128,12 @@ async fn complete(
     let mut headers = HeaderMap::new();
     headers.insert(HEADER_ROUTE, header_value(&decision.route.name));
     headers.insert(HEADER_MODEL, header_value(&model.name));
+    if let Some(task) = class_task {
+        headers.insert(HEADER_TASK, HeaderValue::from_static(task.as_str()));
+    }
+    if let Some(difficulty) = class_difficulty {
+        headers.insert(HEADER_DIFFICULTY, HeaderValue::from_static(difficulty.as_str()));
+    }
     let input_estimate = estimate_tokens(request.input_chars);
 
     if !status.is_success() {
@@ -180,6 +179,122 @@ async fn complete(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
     Ok(with_headers(Response::new(full(body)), status, headers))
+}
+
+/// Classification, overrides and the routing decision for one request.
+struct Plan<'p> {
+    classification: Option<Classification>,
+    task: Option<Task>,
+    difficulty: Option<Difficulty>,
+    decision: Result<Decision<'p>, NoRoute<'p>>,
+}
+
+/// classify → rules → decide → tier pin. Pure but for the classifier call.
+fn plan<'p>(
+    state: &AppState,
+    policy: &'p Policy,
+    request: &chat::Request<'_>,
+    headers: &HeaderMap,
+    kind: ModelKind,
+) -> Result<Plan<'p>, ApiError> {
+    let classification = (kind == ModelKind::Chat)
+        .then(|| state.classifier.classify(&classifier_input(request), &policy.thresholds));
+    let last_user = request.last_user_text();
+    let overrides = route::apply_rules(
+        policy,
+        &RuleInput {
+            last_user: &last_user,
+            input_tokens: estimate_tokens(request.input_chars),
+            headers,
+        },
+    );
+    let task = overrides.task.map(|(t, _)| t).or(classification.as_ref().map(|c| c.task));
+    let difficulty = overrides
+        .difficulty
+        .map(|(d, _)| d)
+        .or(classification.as_ref().map(|c| c.difficulty));
+    let pin = match headers.get(HEADER_TIER).map(|v| v.as_bytes()) {
+        None => None,
+        Some(b"open") => Some(Tier::Open),
+        Some(b"frontier") => Some(Tier::Frontier),
+        Some(_) => {
+            return Err(ApiError::BadHeader {
+                name: "x-switchyard-tier",
+                expected: "`open` or `frontier`",
+            })
+        }
+    };
+    let facts = Facts {
+        requested_model: &request.model,
+        headers,
+        kind,
+        task,
+        difficulty,
+    };
+    let mut decision = route::decide(policy, &facts);
+    if let Ok(d) = &mut decision {
+        if let Some((task, rule)) = overrides.task {
+            d.reasons.insert(0, Reason::RuleApplied { rule, field: "task", value: task.as_str() });
+        }
+        if let Some((difficulty, rule)) = overrides.difficulty {
+            d.reasons.insert(0, Reason::RuleApplied { rule, field: "difficulty", value: difficulty.as_str() });
+        }
+        match pin {
+            Some(tier) if policy.allow_tier_header => route::pin_tier(policy, d, tier, kind),
+            Some(_) => d.reasons.push(Reason::TierPinRefused),
+            None => {}
+        }
+    }
+    Ok(Plan {
+        classification,
+        task,
+        difficulty,
+        decision,
+    })
+}
+
+/// The classifier's view of a chat request.
+fn classifier_input<'r>(request: &'r chat::Request<'_>) -> classify::Input<'r> {
+    classify::Input {
+        turns: request
+            .messages
+            .iter()
+            .map(|m| classify::Turn {
+                role: classify::Role::from_name(&m.role),
+                text: m.text(),
+            })
+            .collect(),
+        has_tools: request.has_tools,
+        response_format: match request.response_format.as_deref() {
+            Some("json_object") => Some(classify::ResponseFormat::JsonObject),
+            Some("json_schema") => Some(classify::ResponseFormat::JsonSchema),
+            Some(_) => Some(classify::ResponseFormat::Text),
+            None => None,
+        },
+        max_tokens: request.max_tokens.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+    }
+}
+
+/// `x-switchyard-dry-run: 1`: the decision, its reasons and candidate costs; no provider call.
+fn dry_run(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> Response<Body> {
+    let decision = match &plan.decision {
+        Ok(d) => Ok(d),
+        Err(none) => Err(none.reasons.as_slice()),
+    };
+    let explanation = route::explain(
+        policy,
+        plan.classification,
+        plan.task,
+        plan.difficulty,
+        decision,
+        estimate_tokens(request.input_chars),
+        request.max_tokens,
+    );
+    let body = serde_json::to_vec(&explanation).unwrap_or_default();
+    let mut rsp = Response::new(full(Bytes::from(body)));
+    rsp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    rsp
 }
 
 /// Try each candidate in order. Falls back on connect errors, header timeouts, 429 and 5xx —

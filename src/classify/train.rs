@@ -1,0 +1,403 @@
+//! Offline training: fits the task model (multinomial logistic regression, 11 classes) and then
+//! the difficulty model (logistic regression on soft targets in [0, 1], with the task
+//! probabilities as extra inputs) by AdaGrad SGD with L2 regularisation.
+//!
+//! Owns the training recipe: which examples are used (never held-out ones; de-duplicated by
+//! text; a training text that also occurs held out is dropped), class and source weighting, and
+//! the regularisation that keeps the difficulty model from leaning on vocabulary.
+//!
+//! Invariant: deterministic. Same examples (in the same order) and config give byte-identical
+//! `Model::to_bytes`: one thread, a seeded splitmix64 shuffle, fixed summation order.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::data::{is_held_out, is_validation, Example};
+use super::features::{self, Dense, Section, Sink, DIFF_COL, N_CROSS, N_DENSE, N_OUT, N_SECTIONS};
+use super::model::{sigmoid, softmax, Model};
+
+/// Training knobs. `Default` is the recipe that produced the shipped weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub epochs: u32,
+    /// AdaGrad base learning rate.
+    pub learning_rate: f32,
+    /// L2 on dense / hashed weights of the task model.
+    pub l2_task_dense: f32,
+    pub l2_task_hashed: f32,
+    /// L2 on dense / hashed / cross weights of the difficulty model; hashed is kept high
+    /// because vocabulary generalises badly for difficulty (see the data README).
+    pub l2_difficulty_dense: f32,
+    pub l2_difficulty_hashed: f32,
+    /// Class weight = (mean class count / class count) ^ this, clamped to [0.1, 10].
+    pub class_balance: f32,
+    /// Also leave out the validation split (for tuning without touching held-out data).
+    pub exclude_validation: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> TrainConfig {
+        TrainConfig {
+            seed: 0x5717_c4ad,
+            epochs: 8,
+            learning_rate: 0.2,
+            l2_task_dense: 1e-5,
+            l2_task_hashed: 1e-5,
+            l2_difficulty_dense: 1e-5,
+            l2_difficulty_hashed: 3e-3,
+            class_balance: 0.6,
+            exclude_validation: false,
+        }
+    }
+}
+
+/// splitmix64: a tiny deterministic PRNG for shuffling.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Collects hashed features for one example.
+#[derive(Default)]
+struct Collect {
+    items: Vec<(Section, u32)>,
+    count: [u32; N_SECTIONS],
+}
+
+impl<'t> Sink<'t> for Collect {
+    fn hashed(&mut self, section: Section, bucket: u32, _word: Option<&'t str>) {
+        if let Some(c) = self.count.get_mut(section as usize) {
+            *c += 1;
+        }
+        self.items.push((section, bucket));
+    }
+}
+
+/// One featurised training example: sparse (row, value) pairs sorted by row.
+struct Row {
+    x: Vec<(u32, f32)>,
+    dense: Dense,
+    task: Option<usize>,
+    task_weight: f32,
+    target: Option<f32>,
+    target_weight: f32,
+}
+
+fn featurize(ex: &Example) -> (Vec<(u32, f32)>, Dense) {
+    let input = ex.input();
+    let mut c = Collect::default();
+    let dense = features::extract(&input, &mut c);
+    let mut x: Vec<(u32, f32)> = dense
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(i, v)| (i as u32, *v))
+        .collect();
+    let mut hashed: Vec<(u32, f32)> = c
+        .items
+        .iter()
+        .map(|(s, b)| {
+            let k = features::scale(*s as usize, c.count.get(*s as usize).copied().unwrap_or(0));
+            (N_DENSE as u32 + b, k)
+        })
+        .collect();
+    hashed.sort_by_key(|(i, _)| *i);
+    for (i, v) in hashed {
+        match x.last_mut() {
+            Some((j, w)) if *j == i => *w += v,
+            _ => x.push((i, v)),
+        }
+    }
+    (x, dense)
+}
+
+/// AdaGrad step on one row of weights for the given output columns.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    w: &mut [f32],
+    g2: &mut [f32],
+    x: &[(u32, f32)],
+    grads: &[f32; N_OUT],
+    cols: std::ops::Range<usize>,
+    lr: f32,
+    l2_dense: f32,
+    l2_hashed: f32,
+) {
+    let task_step = cols.start < DIFF_COL;
+    for (j, v) in x {
+        let j = *j as usize;
+        if task_step && j < N_DENSE && !features::is_task_feature(j) {
+            continue; // stays zero: see features::NOT_FOR_TASK
+        }
+        let l2 = if j < N_DENSE { l2_dense } else { l2_hashed };
+        let span = j * N_OUT..(j + 1) * N_OUT;
+        let (Some(row), Some(acc)) = (w.get_mut(span.clone()), g2.get_mut(span)) else {
+            continue;
+        };
+        for c in cols.clone() {
+            let (Some(wc), Some(ac), Some(gc)) = (row.get_mut(c), acc.get_mut(c), grads.get(c))
+            else {
+                continue;
+            };
+            let g = gc * v + l2 * *wc;
+            *ac += g * g;
+            *wc -= lr * g / (ac.sqrt() + 1e-6);
+        }
+    }
+}
+
+fn dot_cols(w: &[f32], x: &[(u32, f32)]) -> [f32; N_OUT] {
+    let mut out = [0.0; N_OUT];
+    for (j, v) in x {
+        let j = *j as usize;
+        if let Some(row) = w.get(j * N_OUT..(j + 1) * N_OUT) {
+            for (o, wc) in out.iter_mut().zip(row) {
+                *o += v * wc;
+            }
+        }
+    }
+    out
+}
+
+/// Trains a model on the non-held-out part of `examples`. Deterministic.
+pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
+    let held_texts: HashSet<u64> = examples
+        .iter()
+        .filter(|e| is_held_out(&e.id))
+        .map(Example::text_key)
+        .collect();
+    let mut seen = HashSet::new();
+    let used: Vec<&Example> = examples
+        .iter()
+        .filter(|e| !(is_held_out(&e.id) || (cfg.exclude_validation && is_validation(&e.id))))
+        .filter(|e| e.task.is_some() || e.difficulty_target.is_some())
+        .filter(|e| {
+            let k = e.text_key();
+            !held_texts.contains(&k) && seen.insert(k)
+        })
+        .collect();
+
+    // Class weights for the task model, source weights for the difficulty model.
+    let mut class_count = [0usize; 11];
+    let mut source_count: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &used {
+        if let Some(slot) = e.task.and_then(|t| class_count.get_mut(t.index())) {
+            *slot += 1;
+        }
+        if e.difficulty_target.is_some() {
+            *source_count.entry(e.source.as_str()).or_default() += 1;
+        }
+    }
+    let present: Vec<usize> = class_count.iter().copied().filter(|c| *c > 0).collect();
+    let mean = present.iter().sum::<usize>() as f32 / present.len().max(1) as f32;
+    let class_weight: Vec<f32> = class_count
+        .iter()
+        .map(|c| ((mean / (*c).max(1) as f32).powf(cfg.class_balance)).clamp(0.1, 10.0))
+        .collect();
+    // Each source's total difficulty weight grows with sqrt(size): big outcome sets lead, small
+    // graded sets still count. Normalised so the mean example weight is 1.
+    let total: f32 = source_count.values().map(|n| (*n as f32).sqrt()).sum();
+    let n_diff: usize = source_count.values().sum();
+    let source_weight = |s: &str| {
+        let n = source_count.get(s).copied().unwrap_or(1).max(1) as f32;
+        n_diff as f32 / total.max(1.0) / n.sqrt()
+    };
+
+    let rows: Vec<Row> = used
+        .iter()
+        .map(|e| {
+            let (x, dense) = featurize(e);
+            let task = e.task.map(|t| t.index());
+            Row {
+                x,
+                dense,
+                task,
+                task_weight: task
+                    .and_then(|t| class_weight.get(t).copied())
+                    .unwrap_or(0.0),
+                target: e.difficulty_target,
+                target_weight: source_weight(&e.source),
+            }
+        })
+        .collect();
+
+    let mut model = Model::zeros();
+    let mut g2 = vec![0.0f32; model.rows.len()];
+    let mut rng = SplitMix(cfg.seed);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+
+    // Stage 1: task model, columns 0..11.
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut order);
+        for r in order.iter().filter_map(|i| rows.get(*i)) {
+            let Some(t) = r.task else { continue };
+            let logits = dot_cols(&model.rows, &r.x);
+            let p = softmax(&logits);
+            let mut grads = [0.0f32; N_OUT];
+            for (c, (g, pc)) in grads.iter_mut().zip(p).enumerate() {
+                let y = if c == t { 1.0 } else { 0.0 };
+                *g = r.task_weight * (pc - y);
+            }
+            step(
+                &mut model.rows,
+                &mut g2,
+                &r.x,
+                &grads,
+                0..11,
+                cfg.learning_rate,
+                cfg.l2_task_dense,
+                cfg.l2_task_hashed,
+            );
+        }
+    }
+
+    // Stage 2: difficulty column and cross weights, with task probabilities from stage 1.
+    let crosses: Vec<[f32; N_CROSS]> = rows
+        .iter()
+        .map(|r| features::cross_features(&softmax(&dot_cols(&model.rows, &r.x)), &r.dense))
+        .collect();
+    let mut cross_g2 = [0.0f32; N_CROSS];
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut order);
+        for i in &order {
+            let (Some(r), Some(cross)) = (rows.get(*i), crosses.get(*i)) else {
+                continue;
+            };
+            let Some(target) = r.target else { continue };
+            let z = dot_cols(&model.rows, &r.x)
+                .get(DIFF_COL)
+                .copied()
+                .unwrap_or(0.0)
+                + cross
+                    .iter()
+                    .zip(&model.cross)
+                    .map(|(x, w)| x * w)
+                    .sum::<f32>();
+            let g = r.target_weight * (sigmoid(z) - target);
+            let mut grads = [0.0f32; N_OUT];
+            if let Some(slot) = grads.get_mut(DIFF_COL) {
+                *slot = g;
+            }
+            step(
+                &mut model.rows,
+                &mut g2,
+                &r.x,
+                &grads,
+                DIFF_COL..DIFF_COL + 1,
+                cfg.learning_rate,
+                cfg.l2_difficulty_dense,
+                cfg.l2_difficulty_hashed,
+            );
+            for ((w, a), x) in model.cross.iter_mut().zip(cross_g2.iter_mut()).zip(cross) {
+                let gc = g * x + cfg.l2_difficulty_dense * *w;
+                *a += gc * gc;
+                *w -= cfg.learning_rate * gc / (a.sqrt() + 1e-6);
+            }
+        }
+    }
+    model
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::classify::input::{Role, Turn};
+    use crate::classify::{Task, Thresholds};
+    use std::borrow::Cow;
+
+    fn ex(id: usize, text: &str, task: Task, target: Option<f32>) -> Example {
+        Example {
+            id: format!("fixture:{id}"),
+            source: "fixture".into(),
+            turns: vec![Turn {
+                role: Role::User,
+                text: Cow::Owned(text.to_owned()),
+            }],
+            has_tools: false,
+            response_format: None,
+            max_tokens: None,
+            task: Some(task),
+            task_label_raw: None,
+            difficulty_label: None,
+            difficulty_target: target,
+            strong_correct: None,
+            weak_correct: None,
+            subject: None,
+            outcome_broken: false,
+        }
+    }
+
+    fn fixture() -> Vec<Example> {
+        let mut v = Vec::new();
+        for i in 0..40 {
+            v.push(ex(
+                3 * i,
+                &format!("Translate sentence number {i} into French: the cat sleeps."),
+                Task::Translation,
+                Some(0.1),
+            ));
+            v.push(ex(3 * i + 1, &format!("Write a Python function `f{i}(xs)` that returns the sum:\n```python\ndef f{i}(xs):\n    pass\n```"), Task::Code, Some(0.6)));
+            v.push(ex(3 * i + 2, &format!("Prove that {i}^2 + {i} is even for every integer, step by step, with $n(n+1)$."), Task::Math, Some(0.9)));
+        }
+        v
+    }
+
+    #[test]
+    fn training_is_byte_identical_across_runs() {
+        let data = fixture();
+        let cfg = TrainConfig {
+            epochs: 3,
+            ..TrainConfig::default()
+        };
+        let a = train(&data, &cfg).to_bytes();
+        let b = train(&data, &cfg).to_bytes();
+        assert!(a == b, "two runs differ");
+        let other = train(&data, &TrainConfig { seed: 7, ..cfg }).to_bytes();
+        assert!(a != other, "seed has no effect");
+    }
+
+    #[test]
+    fn learns_a_small_fixture() {
+        let model = train(&fixture(), &TrainConfig::default());
+        let t = Thresholds::default();
+        let c = model.classify(
+            &crate::classify::Input::from_prompt("Translate this into French: good morning"),
+            &t,
+        );
+        assert_eq!(c.task, Task::Translation);
+        let m = model.classify(
+            &crate::classify::Input::from_prompt(
+                "Prove that 9^2 + 9 is even, step by step, with $n(n+1)$.",
+            ),
+            &t,
+        );
+        assert_eq!(m.task, Task::Math);
+        assert!(m.difficulty_score > c.difficulty_score);
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation() {
+        let mut v: Vec<u32> = (0..100).collect();
+        SplitMix(1).shuffle(&mut v);
+        let mut s = v.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..100).collect::<Vec<_>>());
+        assert_ne!(v, s);
+    }
+}
