@@ -1,13 +1,15 @@
 //! The `switchyard` command line: parse flags, set up logging, load the policy, run, exit codes.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchyard::{Limits, Policy};
+use switchyard::{classify, Limits, Policy};
 
 #[derive(Parser)]
 #[command(name = "switchyard", version, about = "A cost-aware routing proxy for LLM APIs")]
@@ -33,6 +35,48 @@ enum Command {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Show how a prompt or request would be classified and routed, with candidate costs.
+    /// Calls nothing.
+    Explain {
+        #[arg(long, env = "SWITCHYARD_POLICY")]
+        policy: PathBuf,
+        /// A full chat request (JSON) instead of a prompt.
+        #[arg(long, conflicts_with = "prompt")]
+        request: Option<String>,
+        /// The prompt, as one user message to `model: auto`.
+        prompt: Vec<String>,
+    },
+    /// Classify JSONL requests: one line out per line in, same order.
+    Classify {
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Take weights and difficulty thresholds from this policy.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Fit the classifier from labelled JSONL (held-out rows are never used).
+    Train {
+        #[arg(long, required = true, num_args = 1..)]
+        data: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        epochs: Option<u32>,
+    },
+    /// Held-out task accuracy, macro-F1, confusion, and routing quality (APGR, CPT).
+    Eval {
+        #[arg(long, required = true, num_args = 1..)]
+        data: Vec<PathBuf>,
+        /// Weights to evaluate (default: the embedded ones).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// A simulated OpenAI-compatible provider (for load tests): no latency unless asked.
     #[command(hide = true)]
@@ -88,6 +132,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Check { files } => return check(&files),
+        Command::Explain { policy, request, prompt } => explain(&policy, request, &prompt),
+        Command::Classify { input, output, policy } => classify(input, output, policy),
+        Command::Train { data, out, seed, epochs } => train(&data, &out, seed, epochs),
+        Command::Eval { data, weights, json } => eval(&data, weights.as_deref(), json),
         Command::Demo { listen, once } => runtime.block_on(async {
             switchyard::demo::run(switchyard::demo::Options { listen, once }, shutdown_signal())
                 .await
@@ -191,4 +239,130 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+fn explain(policy: &Path, request: Option<String>, prompt: &[String]) -> anyhow::Result<()> {
+    let policy = Policy::load(policy)?;
+    let classifier = switchyard::load_classifier(&policy)?;
+    let body = match request {
+        Some(json) => json,
+        None => serde_json::json!({
+            "model": "auto",
+            "messages": [{"role": "user", "content": prompt.join(" ")}],
+        })
+        .to_string(),
+    };
+    let explanation =
+        switchyard::server::explain(&classifier, &policy, body.as_bytes(), &http::HeaderMap::new())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string_pretty(&explanation)?);
+    Ok(())
+}
+
+fn load_weights(path: Option<&Path>) -> anyhow::Result<classify::Model> {
+    Ok(match path {
+        Some(p) => classify::Model::from_bytes(
+            &std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )?,
+        None => classify::Model::embedded()?,
+    })
+}
+
+fn classify(
+    input: Option<PathBuf>,
+    output: Option<PathBuf>,
+    policy: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let (model, thresholds) = match policy {
+        Some(p) => {
+            let policy = Policy::load(&p)?;
+            (switchyard::load_classifier(&policy)?, policy.thresholds)
+        }
+        None => (load_weights(None)?, classify::Thresholds::default()),
+    };
+    let reader: Box<dyn BufRead> = match &input {
+        Some(p) => Box::new(BufReader::new(
+            File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut out: Box<dyn Write> = match &output {
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(v) if v.get("messages").is_some_and(serde_json::Value::is_array) => {
+                let c = model.classify(&classify::Input::from_chat_json(&v), &thresholds);
+                serde_json::json!({
+                    "id": v.get("id").cloned().unwrap_or(serde_json::Value::Null),
+                    "task": c.task,
+                    "task_confidence": c.task_confidence,
+                    "difficulty": c.difficulty,
+                    "difficulty_score": c.difficulty_score,
+                })
+            }
+            Ok(v) => serde_json::json!({
+                "id": v.get("id").cloned().unwrap_or(serde_json::Value::Null),
+                "error": format!("line {}: no `messages` array", i + 1),
+            }),
+            Err(e) => serde_json::json!({
+                "id": serde_json::Value::Null,
+                "error": format!("line {}: invalid JSON: {e}", i + 1),
+            }),
+        };
+        writeln!(out, "{row}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn load_examples(data: &[PathBuf]) -> anyhow::Result<Vec<classify::Example>> {
+    let mut all = Vec::new();
+    for path in data {
+        let examples = classify::load_jsonl(path)?;
+        eprintln!("loaded {:>6} examples from {}", examples.len(), path.display());
+        all.extend(examples);
+    }
+    Ok(all)
+}
+
+fn train(data: &[PathBuf], out: &Path, seed: Option<u64>, epochs: Option<u32>) -> anyhow::Result<()> {
+    let examples = load_examples(data)?;
+    let defaults = classify::TrainConfig::default();
+    let config = classify::TrainConfig {
+        seed: seed.unwrap_or(defaults.seed),
+        epochs: epochs.unwrap_or(defaults.epochs),
+        ..defaults
+    };
+    let started = std::time::Instant::now();
+    let bytes = classify::train(&examples, &config).to_bytes();
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "trained on {} examples ({} held out and unused) in {:.1} s; wrote {} ({} bytes)",
+        examples.len(),
+        examples.iter().filter(|e| classify::is_held_out(&e.id)).count(),
+        started.elapsed().as_secs_f32(),
+        out.display(),
+        bytes.len()
+    );
+    Ok(())
+}
+
+fn eval(data: &[PathBuf], weights: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let model = load_weights(weights)?;
+    let examples = load_examples(data)?;
+    let report = classify::evaluate(&model, &examples, &classify::Thresholds::default());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
 }

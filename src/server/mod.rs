@@ -26,6 +26,7 @@ use crate::providers::{self, BoxError};
 use crate::tally::Tally;
 
 pub use error::{json_error, ApiError};
+pub use proxy::explain;
 
 /// Every response body.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;

@@ -100,7 +100,7 @@ async fn complete(
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
-    let plan = plan(state, &policy, &request, &parts.headers, model_kind)?;
+    let plan = plan(&state.classifier, &policy, &request, &parts.headers, model_kind)?;
     if parts.headers.get(HEADER_DRY_RUN).is_some_and(|v| v.as_bytes() == b"1") {
         return Ok(dry_run(&policy, plan, &request));
     }
@@ -191,14 +191,14 @@ struct Plan<'p> {
 
 /// classify → rules → decide → tier pin. Pure but for the classifier call.
 fn plan<'p>(
-    state: &AppState,
+    classifier: &classify::Model,
     policy: &'p Policy,
     request: &chat::Request<'_>,
     headers: &HeaderMap,
     kind: ModelKind,
 ) -> Result<Plan<'p>, ApiError> {
     let classification = (kind == ModelKind::Chat)
-        .then(|| state.classifier.classify(&classifier_input(request), &policy.thresholds));
+        .then(|| classifier.classify(&classifier_input(request), &policy.thresholds));
     let last_user = request.last_user_text();
     let overrides = route::apply_rules(
         policy,
@@ -275,13 +275,28 @@ fn classifier_input<'r>(request: &'r chat::Request<'_>) -> classify::Input<'r> {
     }
 }
 
-/// `x-switchyard-dry-run: 1`: the decision, its reasons and candidate costs; no provider call.
-fn dry_run(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> Response<Body> {
+/// What `switchyard explain` prints for a chat request body: the same plan the proxy makes,
+/// explained. Calls nothing.
+pub fn explain(
+    classifier: &classify::Model,
+    policy: &Policy,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<route::Explanation, ApiError> {
+    let request = chat::parse(body, chat::Kind::Chat)?;
+    if !policy.accepts_model(&request.model) {
+        return Err(ApiError::UnknownModel(request.model.into_owned()));
+    }
+    let plan = plan(classifier, policy, &request, headers, ModelKind::Chat)?;
+    Ok(explanation(policy, plan, &request))
+}
+
+fn explanation(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> route::Explanation {
     let decision = match &plan.decision {
         Ok(d) => Ok(d),
         Err(none) => Err(none.reasons.as_slice()),
     };
-    let explanation = route::explain(
+    route::explain(
         policy,
         plan.classification,
         plan.task,
@@ -289,7 +304,12 @@ fn dry_run(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> Resp
         decision,
         estimate_tokens(request.input_chars),
         request.max_tokens,
-    );
+    )
+}
+
+/// `x-switchyard-dry-run: 1`: the decision, its reasons and candidate costs; no provider call.
+fn dry_run(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> Response<Body> {
+    let explanation = explanation(policy, plan, request);
     let body = serde_json::to_vec(&explanation).unwrap_or_default();
     let mut rsp = Response::new(full(Bytes::from(body)));
     rsp.headers_mut()
