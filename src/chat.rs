@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// Why a request body was refused; every message names the offending field.
@@ -203,7 +203,11 @@ pub fn parse(body: &[u8], kind: Kind) -> Result<Request<'_>, Error> {
             "max_tokens" | "max_completion_tokens" => {
                 let n = serde_json::from_str::<Option<u64>>(json).map_err(|_| {
                     field_err(
-                        if key == "max_tokens" { "max_tokens" } else { "max_completion_tokens" },
+                        if key == "max_tokens" {
+                            "max_tokens"
+                        } else {
+                            "max_completion_tokens"
+                        },
                         "must be a non-negative integer",
                     )
                 })?;
@@ -212,15 +216,17 @@ pub fn parse(body: &[u8], kind: Kind) -> Result<Request<'_>, Error> {
                 }
             }
             "messages" if kind != Kind::Embeddings => {
-                let mut messages: Vec<Message<'_>> = serde_json::from_str(json)
-                    .map_err(|_| field_err("messages", "must be an array of {role, content} objects"))?;
+                let mut messages: Vec<Message<'_>> = serde_json::from_str(json).map_err(|_| {
+                    field_err("messages", "must be an array of {role, content} objects")
+                })?;
                 // A `system` seen before `messages` stays first.
                 req.messages.append(&mut messages);
                 saw_messages = true;
             }
             "system" if kind == Kind::Messages => {
-                let content: Content<'_> = serde_json::from_str(json)
-                    .map_err(|_| field_err("system", "must be a string or an array of text blocks"))?;
+                let content: Content<'_> = serde_json::from_str(json).map_err(|_| {
+                    field_err("system", "must be a string or an array of text blocks")
+                })?;
                 req.messages.insert(
                     0,
                     Message {
@@ -252,7 +258,11 @@ pub fn parse(body: &[u8], kind: Kind) -> Result<Request<'_>, Error> {
         });
     }
     if kind != Kind::Embeddings {
-        req.input_chars = req.messages.iter().map(|m| m.text().chars().count() + 4).sum();
+        req.input_chars = req
+            .messages
+            .iter()
+            .map(|m| m.text().chars().count() + 4)
+            .sum();
     }
     req.fields = fields;
     Ok(req)
@@ -263,7 +273,12 @@ impl Request<'_> {
     /// `stream_options.include_usage` forced on when `force_usage` (so switchyard can charge
     /// streamed responses). Every other member is copied verbatim, in order.
     pub fn to_upstream(&self, upstream_model: &str, force_usage: bool) -> Vec<u8> {
-        let size: usize = self.fields.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+        let size: usize = self
+            .fields
+            .0
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum();
         let mut out = Vec::with_capacity(size + upstream_model.len() + 48);
         out.push(b'{');
         let mut first = true;
@@ -332,7 +347,7 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use serde_json::{json, Value};
+    use serde_json::{Value, json};
 
     #[test]
     fn rewrites_model_and_keeps_every_other_field_verbatim() {
@@ -342,7 +357,9 @@ mod tests {
         assert!(req.has_tools);
         assert_eq!(req.response_format.as_deref(), Some("json_object"));
         let out = String::from_utf8(req.to_upstream("llama3.1:8b", true)).unwrap();
-        let expected = String::from_utf8(body.to_vec()).unwrap().replace("\"auto\"", "\"llama3.1:8b\"");
+        let expected = String::from_utf8(body.to_vec())
+            .unwrap()
+            .replace("\"auto\"", "\"llama3.1:8b\"");
         assert_eq!(out, expected);
     }
 
@@ -354,7 +371,9 @@ mod tests {
         let out: Value = serde_json::from_slice(&req.to_upstream("u", true)).unwrap();
         assert_eq!(out["stream_options"], json!({"x":1,"include_usage":true}));
         let body = br#"{"model":"m","stream":true,"messages":[]}"#;
-        let out: Value = serde_json::from_slice(&parse(body, Kind::Chat).unwrap().to_upstream("u", true)).unwrap();
+        let out: Value =
+            serde_json::from_slice(&parse(body, Kind::Chat).unwrap().to_upstream("u", true))
+                .unwrap();
         assert_eq!(out["stream_options"], json!({"include_usage":true}));
     }
 
@@ -362,9 +381,14 @@ mod tests {
     fn names_the_bad_field() {
         let err = parse(br#"{"messages":[]}"#, Kind::Chat).err().unwrap();
         assert_eq!(err.to_string(), "`model` is required");
-        let err = parse(br#"{"model":3,"messages":[]}"#, Kind::Chat).err().unwrap();
+        let err = parse(br#"{"model":3,"messages":[]}"#, Kind::Chat)
+            .err()
+            .unwrap();
         assert_eq!(err.param(), Some("model"));
-        assert!(matches!(parse(b"{\"model\":", Kind::Chat), Err(Error::Json(_))));
+        assert!(matches!(
+            parse(b"{\"model\":", Kind::Chat),
+            Err(Error::Json(_))
+        ));
         assert!(matches!(parse(b"[1]", Kind::Chat), Err(Error::Json(_))));
     }
 

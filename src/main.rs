@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use switchyard::{classify, Limits, Policy};
+use switchyard::{Limits, Policy, classify};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "A cost-aware routing proxy for LLM APIs")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A cost-aware routing proxy for LLM APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,11 @@ struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Admin listener (dashboard, /metrics); reserved until the dashboard lands.
-    #[arg(long, env = "SWITCHYARD_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     admin_listen: SocketAddr,
     /// Where the ledger lives.
     #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
@@ -123,7 +131,10 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -132,18 +143,42 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Check { files } => return check(&files),
-        Command::Explain { policy, request, prompt } => explain(&policy, request, &prompt),
-        Command::Classify { input, output, policy } => classify(input, output, policy),
-        Command::Train { data, out, seed, epochs } => train(&data, &out, seed, epochs),
-        Command::Eval { data, weights, json } => eval(&data, weights.as_deref(), json),
+        Command::Explain {
+            policy,
+            request,
+            prompt,
+        } => explain(&policy, request, &prompt),
+        Command::Classify {
+            input,
+            output,
+            policy,
+        } => classify(input, output, policy),
+        Command::Train {
+            data,
+            out,
+            seed,
+            epochs,
+        } => train(&data, &out, seed, epochs),
+        Command::Eval {
+            data,
+            weights,
+            json,
+        } => eval(&data, weights.as_deref(), json),
         Command::Demo { listen, once } => runtime.block_on(async {
-            switchyard::demo::run(switchyard::demo::Options { listen, once }, shutdown_signal())
-                .await
-                .map(|_summary| ())
-                .map_err(anyhow::Error::from)
+            switchyard::demo::run(
+                switchyard::demo::Options { listen, once },
+                shutdown_signal(),
+            )
+            .await
+            .map(|_summary| ())
+            .map_err(anyhow::Error::from)
         }),
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::MockUpstream { listen, ttft_ms, per_token_us } => runtime.block_on(async move {
+        Command::MockUpstream {
+            listen,
+            ttft_ms,
+            per_token_us,
+        } => runtime.block_on(async move {
             let profile = switchyard::demo::upstream::Profile {
                 time_to_first_token: Duration::from_millis(ttft_ms),
                 per_token: Duration::from_micros(per_token_us),
@@ -252,9 +287,13 @@ fn explain(policy: &Path, request: Option<String>, prompt: &[String]) -> anyhow:
         })
         .to_string(),
     };
-    let explanation =
-        switchyard::server::explain(&classifier, &policy, body.as_bytes(), &http::HeaderMap::new())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let explanation = switchyard::server::explain(
+        &classifier,
+        &policy,
+        body.as_bytes(),
+        &http::HeaderMap::new(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", serde_json::to_string_pretty(&explanation)?);
     Ok(())
 }
@@ -327,13 +366,22 @@ fn load_examples(data: &[PathBuf]) -> anyhow::Result<Vec<classify::Example>> {
     let mut all = Vec::new();
     for path in data {
         let examples = classify::load_jsonl(path)?;
-        eprintln!("loaded {:>6} examples from {}", examples.len(), path.display());
+        eprintln!(
+            "loaded {:>6} examples from {}",
+            examples.len(),
+            path.display()
+        );
         all.extend(examples);
     }
     Ok(all)
 }
 
-fn train(data: &[PathBuf], out: &Path, seed: Option<u64>, epochs: Option<u32>) -> anyhow::Result<()> {
+fn train(
+    data: &[PathBuf],
+    out: &Path,
+    seed: Option<u64>,
+    epochs: Option<u32>,
+) -> anyhow::Result<()> {
     let examples = load_examples(data)?;
     let defaults = classify::TrainConfig::default();
     let config = classify::TrainConfig {
@@ -347,7 +395,10 @@ fn train(data: &[PathBuf], out: &Path, seed: Option<u64>, epochs: Option<u32>) -
     eprintln!(
         "trained on {} examples ({} held out and unused) in {:.1} s; wrote {} ({} bytes)",
         examples.len(),
-        examples.iter().filter(|e| classify::is_held_out(&e.id)).count(),
+        examples
+            .iter()
+            .filter(|e| classify::is_held_out(&e.id))
+            .count(),
         started.elapsed().as_secs_f32(),
         out.display(),
         bytes.len()

@@ -36,14 +36,28 @@ pub struct Entry<'a> {
     pub streamed: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tally {
     rows: DashMap<(Arc<str>, Arc<str>), Totals>,
+    /// How many entries were recorded; watchers wait on it (tests, shutdown reports).
+    recorded: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            rows: DashMap::new(),
+            recorded: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Tally {
     pub fn record(&self, e: &Entry<'_>) {
-        let mut row = self.rows.entry((e.route.clone(), e.model.clone())).or_default();
+        let mut row = self
+            .rows
+            .entry((e.route.clone(), e.model.clone()))
+            .or_default();
         row.requests += 1;
         row.input_tokens += e.usage.input;
         row.cached_input_tokens += e.usage.cached_input;
@@ -52,6 +66,15 @@ impl Tally {
         row.baseline_cost += e.baseline_cost;
         row.estimated += u64::from(e.estimated);
         row.streamed += u64::from(e.streamed);
+        drop(row);
+        self.recorded.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves once at least `n` entries have been recorded.
+    pub async fn recorded(&self, n: u64) {
+        let mut rx = self.recorded.subscribe();
+        // The sender lives as long as `self`, so waiting cannot fail while we borrow it.
+        let _seen = rx.wait_for(|count| *count >= n).await;
     }
 
     /// A copy of every row, sorted by route then model.

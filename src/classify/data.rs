@@ -272,10 +272,12 @@ mod tests {
             "bad2.jsonl",
             "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"task_label\":\"poetry\"}\n",
         );
-        assert!(load_jsonl(&p)
-            .unwrap_err()
-            .to_string()
-            .contains(":1: unknown task `poetry`"));
+        assert!(
+            load_jsonl(&p)
+                .unwrap_err()
+                .to_string()
+                .contains(":1: unknown task `poetry`")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::data::{is_held_out, is_validation, Example};
+use super::data::{Example, is_held_out, is_validation};
 use super::{Model, Task, Thresholds};
 
 /// Which examples to evaluate on.

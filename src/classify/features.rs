@@ -13,9 +13,9 @@
 //! - Anything changed here changes what the weights mean: bump `model::FORMAT_VERSION`.
 
 use super::input::{Input, ResponseFormat, Role};
+use super::scan::{Emitter, Stats, scan};
 #[cfg(test)]
-use super::scan::{fnv_byte, fnv_str, FNV_OFFSET};
-use super::scan::{scan, Emitter, Stats};
+use super::scan::{FNV_OFFSET, fnv_byte, fnv_str};
 
 /// log2 of the number of hashed buckets.
 pub(crate) const HASH_BITS: u32 = 16;

@@ -26,11 +26,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use data::{is_held_out, is_validation, load_jsonl, Example};
-pub use eval::{evaluate, evaluate_split, Report, Split};
+pub use data::{Example, is_held_out, is_validation, load_jsonl};
+pub use eval::{Report, Split, evaluate, evaluate_split};
 pub use input::{Input, ResponseFormat, Role, Turn};
 pub use model::Model;
-pub use train::{train, TrainConfig};
+pub use train::{TrainConfig, train};
 
 /// What kind of work a request asks for. A closed set: routing policies match on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -207,7 +207,9 @@ pub enum Error {
     BadMagic,
     #[error("classifier weights have format version {got}, this build reads version {expected}")]
     UnsupportedVersion { got: u32, expected: u32 },
-    #[error("classifier weights were built for a different feature layout ({field}: file {got}, build {expected})")]
+    #[error(
+        "classifier weights were built for a different feature layout ({field}: file {got}, build {expected})"
+    )]
     LayoutMismatch {
         field: &'static str,
         got: u32,

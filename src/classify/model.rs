@@ -15,8 +15,8 @@
 use std::borrow::Cow;
 
 use super::features::{
-    self, Dense, Section, Sink, DENSE_NAMES, DIFF_COL, HASH_BITS, N_CROSS, N_DENSE, N_HASHED,
-    N_OUT, N_SECTIONS,
+    self, DENSE_NAMES, DIFF_COL, Dense, HASH_BITS, N_CROSS, N_DENSE, N_HASHED, N_OUT, N_SECTIONS,
+    Section, Sink,
 };
 use super::{Classification, Error, Input, Signal, Task, Thresholds};
 

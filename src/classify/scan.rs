@@ -5,7 +5,7 @@
 //! Invariants: never panics on any UTF-8 input (all slicing is `str::get`); the runtime word hash
 //! equals `fnv_str` of the lowercased word, so keyword tables can be built at compile time.
 
-use super::features::{Section, Sink, HASH_BITS, LEAD_TOKENS, SECTION_SEED};
+use super::features::{HASH_BITS, LEAD_TOKENS, SECTION_SEED, Section, Sink};
 
 // ---- hashing ----------------------------------------------------------------------------
 

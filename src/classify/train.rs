@@ -11,9 +11,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::data::{is_held_out, is_validation, Example};
-use super::features::{self, Dense, Section, Sink, DIFF_COL, N_CROSS, N_DENSE, N_OUT, N_SECTIONS};
-use super::model::{sigmoid, softmax, Model};
+use super::data::{Example, is_held_out, is_validation};
+use super::features::{self, DIFF_COL, Dense, N_CROSS, N_DENSE, N_OUT, N_SECTIONS, Section, Sink};
+use super::model::{Model, sigmoid, softmax};
 
 /// Training knobs. `Default` is the recipe that produced the shipped weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -353,7 +353,14 @@ mod tests {
                 Some(0.1),
             ));
             v.push(ex(3 * i + 1, &format!("Write a Python function `f{i}(xs)` that returns the sum:\n```python\ndef f{i}(xs):\n    pass\n```"), Task::Code, Some(0.6)));
-            v.push(ex(3 * i + 2, &format!("Prove that {i}^2 + {i} is even for every integer, step by step, with $n(n+1)$."), Task::Math, Some(0.9)));
+            v.push(ex(
+                3 * i + 2,
+                &format!(
+                    "Prove that {i}^2 + {i} is even for every integer, step by step, with $n(n+1)$."
+                ),
+                Task::Math,
+                Some(0.9),
+            ));
         }
         v
     }

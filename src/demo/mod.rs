@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{stream, StreamExt};
-use http::{header, Request};
+use futures_util::{StreamExt, stream};
+use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -96,21 +96,38 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
         max_output: 420,
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let open_addr = upstream::start(loopback, open).await.map_err(Error::Upstream)?;
-    let frontier_addr = upstream::start(loopback, frontier).await.map_err(Error::Upstream)?;
+    let open_addr = upstream::start(loopback, open)
+        .await
+        .map_err(Error::Upstream)?;
+    let frontier_addr = upstream::start(loopback, frontier)
+        .await
+        .map_err(Error::Upstream)?;
     let env = move |name: &str| match name {
         "SWITCHYARD_DEMO_OPEN_URL" => Some(format!("http://{open_addr}/v1")),
         "SWITCHYARD_DEMO_FRONTIER_URL" => Some(format!("http://{frontier_addr}/v1")),
         _ => None,
     };
     let policy = Policy::from_yaml("policies/demo.yaml", POLICY, &env).map_err(|d| {
-        Error::Policy(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        Error::Policy(
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
     })?;
     let listener = match TcpListener::bind(opts.listen).await {
         Ok(l) => l,
-        Err(_) => TcpListener::bind(loopback).await.map_err(|source| Error::Listen { addr: opts.listen, source })?,
+        Err(_) => TcpListener::bind(loopback)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: opts.listen,
+                source,
+            })?,
     };
-    let addr = listener.local_addr().map_err(|source| Error::Listen { addr: opts.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| Error::Listen {
+        addr: opts.listen,
+        source,
+    })?;
     let state = crate::state(policy, Limits::default()).map_err(Error::Proxy)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::run(state.clone(), listener, async {
@@ -118,7 +135,9 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
         let _stopped = stop_rx.await;
     }));
 
-    println!("switchyard demo: proxy on http://{addr}, simulated providers on {open_addr} (open) and {frontier_addr} (frontier)");
+    println!(
+        "switchyard demo: proxy on http://{addr}, simulated providers on {open_addr} (open) and {frontier_addr} (frontier)"
+    );
     let replay = replay(addr).await?;
     let snapshot = state.policy.snapshot();
     let rows = state.tally.rows();
@@ -133,8 +152,12 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
     if !opts.once {
         println!();
         println!("Serving until Ctrl-C. Try it:");
-        println!("  curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' \\");
-        println!("    -d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"Summarize: the meeting moved to Friday.\"}}]}}'");
+        println!(
+            "  curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' \\"
+        );
+        println!(
+            "    -d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"Summarize: the meeting moved to Friday.\"}}]}}'"
+        );
         shutdown.await;
     }
     // The receiver is gone only if the server already stopped.
@@ -159,14 +182,22 @@ pub struct Summary {
 /// Send every sample prompt through the proxy, 16 at a time; every third one streamed.
 async fn replay(addr: SocketAddr) -> Result<Replay, Error> {
     let mut samples = Vec::new();
-    for (i, line) in PROMPTS.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in PROMPTS
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let s: Sample = serde_json::from_str(line).map_err(|_| Error::Prompt { line: i + 1 })?;
         samples.push(s);
     }
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let started = Instant::now();
     let url = format!("http://{addr}/v1/chat/completions");
-    let tasks = samples.iter().map(|s| s.task.as_str()).collect::<std::collections::HashSet<_>>().len();
+    let tasks = samples
+        .iter()
+        .map(|s| s.task.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let results: Vec<(bool, bool, bool)> = stream::iter(samples.iter().enumerate())
         .map(|(i, sample)| {
             let client = client.clone();
@@ -270,17 +301,45 @@ pub fn report(policy: &Policy, rows: &[(Arc<str>, Arc<str>, Totals)], replay: &R
     let _ = writeln!(
         out,
         "{:<15} {:<14} {:<9} {:>8} {:>11} {:>11} {:>12}",
-        "total", "", "", total.requests, total.input_tokens, total.output_tokens, total.cost.to_string()
+        "total",
+        "",
+        "",
+        total.requests,
+        total.input_tokens,
+        total.output_tokens,
+        total.cost.to_string()
     );
-    let baseline = policy.baseline.and_then(|b| policy.model(b)).map_or("(none)", |m| &m.name);
+    let baseline = policy
+        .baseline
+        .and_then(|b| policy.model(b))
+        .map_or("(none)", |m| &m.name);
     let saved = total.baseline_cost.saturating_sub(total.cost);
-    let pct = if total.baseline_cost.0 == 0 { 0.0 } else { 100.0 * saved.0 as f64 / total.baseline_cost.0 as f64 };
-    let _ = writeln!(out, "\nHad everything gone to {baseline}: {}", total.baseline_cost);
+    let pct = if total.baseline_cost.0 == 0 {
+        0.0
+    } else {
+        100.0 * saved.0 as f64 / total.baseline_cost.0 as f64
+    };
+    let _ = writeln!(
+        out,
+        "\nHad everything gone to {baseline}: {}",
+        total.baseline_cost
+    );
     let _ = writeln!(out, "Spent through switchyard:        {}", total.cost);
-    let _ = writeln!(out, "Saved:                           {} ({pct:.1}%)", saved);
+    let _ = writeln!(
+        out,
+        "Saved:                           {} ({pct:.1}%)",
+        saved
+    );
     for (name, (requests, cost)) in ["open", "frontier"].iter().zip(by_tier) {
-        let share = if total.requests == 0 { 0.0 } else { 100.0 * requests as f64 / total.requests as f64 };
-        let _ = writeln!(out, "  {name:<9} {requests:>4} requests ({share:.0}%), {cost}");
+        let share = if total.requests == 0 {
+            0.0
+        } else {
+            100.0 * requests as f64 / total.requests as f64
+        };
+        let _ = writeln!(
+            out,
+            "  {name:<9} {requests:>4} requests ({share:.0}%), {cost}"
+        );
     }
     out
 }

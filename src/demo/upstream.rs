@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -63,7 +63,9 @@ pub async fn start(addr: SocketAddr, profile: Profile) -> std::io::Result<Socket
             // Best effort: a socket that cannot take the option still works.
             let _nodelay = stream.set_nodelay(true);
             let svc = hyper::service::service_fn(move |req| handle(req, profile));
-            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .into_owned();
             tokio::spawn(async move {
                 let _ended = conn.await; // a client hanging up is normal here
             });
@@ -102,26 +104,38 @@ async fn handle(req: Request<Incoming>, profile: Profile) -> Result<Response<Bod
         Err(_) => return Ok(status(StatusCode::BAD_REQUEST, "unreadable body")),
     };
     Ok(match (method, path.as_str()) {
-        (Method::POST, "/v1/chat/completions") => match serde_json::from_slice::<ChatRequest>(&body) {
-            Ok(chat) => completion(chat, profile).await,
-            Err(e) => status(StatusCode::BAD_REQUEST, &e.to_string()),
-        },
+        (Method::POST, "/v1/chat/completions") => {
+            match serde_json::from_slice::<ChatRequest>(&body) {
+                Ok(chat) => completion(chat, profile).await,
+                Err(e) => status(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        }
         (Method::POST, "/v1/embeddings") => embeddings(&body),
-        (Method::GET, "/v1/models") => json(serde_json::json!({"object":"list","data":[{"id": profile.name, "object":"model"}]})),
+        (Method::GET, "/v1/models") => json(
+            serde_json::json!({"object":"list","data":[{"id": profile.name, "object":"model"}]}),
+        ),
         _ => status(StatusCode::NOT_FOUND, "not found"),
     })
 }
 
 fn status(code: StatusCode, message: &str) -> Response<Body> {
-    let mut rsp = json(serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}));
+    let mut rsp = json(
+        serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+    );
     *rsp.status_mut() = code;
     rsp
 }
 
 fn json(value: serde_json::Value) -> Response<Body> {
-    let mut rsp = Response::new(Full::new(Bytes::from(value.to_string())).map_err(|e| match e {}).boxed_unsync());
-    rsp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut rsp = Response::new(
+        Full::new(Bytes::from(value.to_string()))
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     rsp
 }
 
@@ -145,7 +159,10 @@ fn words(seed: u64, n: u32) -> Vec<&'static str> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            WORDS.get((x % WORDS.len() as u64) as usize).copied().unwrap_or("the")
+            WORDS
+                .get((x % WORDS.len() as u64) as usize)
+                .copied()
+                .unwrap_or("the")
         })
         .collect()
 }
@@ -156,12 +173,19 @@ async fn completion(chat: ChatRequest, profile: Profile) -> Response<Body> {
     let s = seed(prompt.as_bytes());
     let span = u64::from(profile.max_output.saturating_sub(profile.min_output).max(1));
     let natural = profile.min_output + (s % span) as u32;
-    let limit = chat.max_completion_tokens.or(chat.max_tokens).unwrap_or(u32::MAX);
+    let limit = chat
+        .max_completion_tokens
+        .or(chat.max_tokens)
+        .unwrap_or(u32::MAX);
     let n = natural.min(limit).max(1);
     let finish = if natural > limit { "length" } else { "stop" };
     let text = words(s, n);
     let id = format!("chatcmpl-sim{:x}", s & 0xffff_ffff);
-    let model = if chat.model.is_empty() { profile.name.to_owned() } else { chat.model };
+    let model = if chat.model.is_empty() {
+        profile.name.to_owned()
+    } else {
+        chat.model
+    };
     let usage = serde_json::json!({"prompt_tokens": input_tokens, "completion_tokens": n, "total_tokens": input_tokens + u64::from(n)});
     tokio::time::sleep(profile.time_to_first_token).await;
     if !chat.stream {
@@ -182,9 +206,16 @@ async fn completion(chat: ChatRequest, profile: Profile) -> Response<Body> {
         }
         format!("data: {c}\n\n")
     };
-    events.push(chunk(serde_json::json!({"role": "assistant", "content": ""}), None));
+    events.push(chunk(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    ));
     for (i, w) in text.iter().enumerate() {
-        let piece = if i == 0 { (*w).to_owned() } else { format!(" {w}") };
+        let piece = if i == 0 {
+            (*w).to_owned()
+        } else {
+            format!(" {w}")
+        };
         events.push(chunk(serde_json::json!({"content": piece}), None));
     }
     events.push(chunk(serde_json::json!({}), Some(finish)));
@@ -194,16 +225,24 @@ async fn completion(chat: ChatRequest, profile: Profile) -> Response<Body> {
     }
     events.push("data: [DONE]\n\n".to_owned());
     let per_token = profile.per_token;
-    let frames = stream::unfold((events.into_iter(), true), move |(mut it, first)| async move {
-        let next = it.next()?;
-        if !first && !per_token.is_zero() {
-            tokio::time::sleep(per_token).await;
-        }
-        Some((Ok::<_, BoxError>(Frame::data(Bytes::from(next))), (it, false)))
-    });
+    let frames = stream::unfold(
+        (events.into_iter(), true),
+        move |(mut it, first)| async move {
+            let next = it.next()?;
+            if !first && !per_token.is_zero() {
+                tokio::time::sleep(per_token).await;
+            }
+            Some((
+                Ok::<_, BoxError>(Frame::data(Bytes::from(next))),
+                (it, false),
+            ))
+        },
+    );
     let mut rsp = Response::new(StreamBody::new(frames).boxed_unsync());
-    rsp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     rsp
 }
 

@@ -212,9 +212,24 @@ mod tests {
         let idx = Index::build(text);
         assert_eq!(idx.key("a"), Some(Position { line: 1, column: 1 }));
         assert_eq!(idx.value("a"), Some(Position { line: 1, column: 4 }));
-        assert_eq!(idx.key("routes[0].use"), Some(Position { line: 4, column: 5 }));
-        assert_eq!(idx.value("routes[0].use[1]"), Some(Position { line: 4, column: 15 }));
-        assert_eq!(idx.value("routes[1].name"), Some(Position { line: 5, column: 13 }));
+        assert_eq!(
+            idx.key("routes[0].use"),
+            Some(Position { line: 4, column: 5 })
+        );
+        assert_eq!(
+            idx.value("routes[0].use[1]"),
+            Some(Position {
+                line: 4,
+                column: 15
+            })
+        );
+        assert_eq!(
+            idx.value("routes[1].name"),
+            Some(Position {
+                line: 5,
+                column: 13
+            })
+        );
         // unknown leaf falls back to its parent
         assert_eq!(idx.value("routes[1].nope"), idx.value("routes[1]"));
     }

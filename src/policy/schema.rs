@@ -162,9 +162,7 @@ impl TryFrom<f64> for UsdPerMTok {
     type Error = String;
     fn try_from(usd: f64) -> Result<Self, String> {
         if !(0.0..=1000.0).contains(&usd) {
-            return Err(format!(
-                "{usd} is outside 0..=1000 USD per million tokens"
-            ));
+            return Err(format!("{usd} is outside 0..=1000 USD per million tokens"));
         }
         Ok(UsdPerMTok(MicroUsd::from_usd_rounded(usd)))
     }

@@ -146,14 +146,22 @@ fn unreachable_route_after_a_catch_all() {
 
 #[test]
 fn duplicate_route_name() {
-    let text = VALID.replace("  - name: default\n", "  - name: default\n    when: { model: x }\n    use: [small]\n  - name: default\n");
-    assert_error(&text, "p.yaml:16:11: route name `default` is used twice (at `routes[1].name`)");
+    let text = VALID.replace(
+        "  - name: default\n",
+        "  - name: default\n    when: { model: x }\n    use: [small]\n  - name: default\n",
+    );
+    assert_error(
+        &text,
+        "p.yaml:16:11: route name `default` is used twice (at `routes[1].name`)",
+    );
 }
 
 #[test]
 fn invalid_regex_in_rule() {
     assert_error(
-        &format!("{VALID}rules:\n  - {{ name: r, if: {{ regex: \"(unclosed\" }}, then: {{ task: code }} }}\n"),
+        &format!(
+            "{VALID}rules:\n  - {{ name: r, if: {{ regex: \"(unclosed\" }}, then: {{ task: code }} }}\n"
+        ),
         "p.yaml:16:29: invalid regex: error: unclosed group (at `rules[0].if.regex`)",
     );
 }

@@ -12,14 +12,14 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-use super::position::{join_index, join_key, Index};
+use super::position::{Index, join_index, join_key};
 use super::schema::{
-    Mode, ModelKind, OneOrMany, RawClassifier, RawModel, RawProvider, RawRoute, RawRule, RawThresholds,
-    TOP_LEVEL_KEYS,
+    Mode, ModelKind, OneOrMany, RawClassifier, RawModel, RawProvider, RawRoute, RawRule,
+    RawThresholds, TOP_LEVEL_KEYS,
 };
 use super::{
-    Diagnostic, Model, Policy, ProviderSpec, Route, Rule, Secret, Thresholds, When,
-    DEFAULT_MAX_OUTPUT_TOKENS,
+    DEFAULT_MAX_OUTPUT_TOKENS, Diagnostic, Model, Policy, ProviderSpec, Route, Rule, Secret,
+    Thresholds, When,
 };
 use crate::budget::Price;
 
@@ -87,7 +87,11 @@ impl Cx<'_> {
                     (!expected.is_empty()).then(|| format!("allowed here: {}", expected.join(", ")))
                 });
             // serde_path_to_error's path already ends at the unknown field.
-            let at = if path.ends_with(field) { path.to_owned() } else { join_key(path, field) };
+            let at = if path.ends_with(field) {
+                path.to_owned()
+            } else {
+                join_key(path, field)
+            };
             self.error(&at, At::Key, format!("unknown field `{field}`"), hint);
         } else if let Some(variant) = between(&message, "unknown variant `", "`") {
             let expected = backticked(message.split_once("expected").map_or("", |(_, e)| e));
@@ -122,7 +126,10 @@ fn backticked(text: &str) -> Vec<&str> {
 }
 
 /// The candidate nearest to `word` by edit distance, if it is near enough to be a typo.
-pub(super) fn closest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+pub(super) fn closest<'c>(
+    word: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .map(|c| (edit_distance(word, c), c))
@@ -162,7 +169,12 @@ fn interpolate(value: &mut Value, path: &str, cx: &mut Cx<'_>) {
                 out.push_str(rest.get(..start).unwrap_or(""));
                 let after = rest.get(start + 2..).unwrap_or("");
                 let Some(end) = after.find('}') else {
-                    cx.error(path, At::Value, "unclosed `${`".to_owned(), Some("write `${NAME}`".to_owned()));
+                    cx.error(
+                        path,
+                        At::Value,
+                        "unclosed `${`".to_owned(),
+                        Some("write `${NAME}`".to_owned()),
+                    );
                     return;
                 };
                 let name = after.get(..end).unwrap_or("");
@@ -170,7 +182,12 @@ fn interpolate(value: &mut Value, path: &str, cx: &mut Cx<'_>) {
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     && !name.starts_with(|c: char| c.is_ascii_digit());
                 if !valid {
-                    cx.error(path, At::Value, format!("`${{{name}}}` is not a valid variable name"), None);
+                    cx.error(
+                        path,
+                        At::Value,
+                        format!("`${{{name}}}` is not a valid variable name"),
+                        None,
+                    );
                     return;
                 }
                 match (cx.env)(name) {
@@ -236,7 +253,12 @@ pub(super) fn build(
     };
     interpolate(&mut root, "", &mut cx);
     let Value::Mapping(top) = root else {
-        cx.error("", At::Value, "a policy is a mapping with `version`, `providers`, `models` and `routes`".to_owned(), None);
+        cx.error(
+            "",
+            At::Value,
+            "a policy is a mapping with `version`, `providers`, `models` and `routes`".to_owned(),
+            None,
+        );
         return Err(cx.diagnostics);
     };
     let mut sections: HashMap<&str, &Value> = HashMap::new();
@@ -256,13 +278,23 @@ pub(super) fn build(
     }
     for required in ["version", "providers", "models", "routes"] {
         if !sections.contains_key(required) {
-            cx.error("", At::Value, format!("missing field `{required}`"), Some(format!("add a top-level `{required}:`")));
+            cx.error(
+                "",
+                At::Value,
+                format!("missing field `{required}`"),
+                Some(format!("add a top-level `{required}:`")),
+            );
         }
     }
     if let Some(v) = sections.get("version") {
         if let Some(version) = cx.parse::<u32>(v, "version") {
             if version != 1 {
-                cx.error("version", At::Value, format!("unsupported policy version {version}"), Some("this switchyard reads `version: 1`".to_owned()));
+                cx.error(
+                    "version",
+                    At::Value,
+                    format!("unsupported policy version {version}"),
+                    Some("this switchyard reads `version: 1`".to_owned()),
+                );
             }
         }
     }
@@ -272,9 +304,17 @@ pub(super) fn build(
     };
     let thresholds = match sections.get("difficulty") {
         Some(v) => match cx.parse::<RawThresholds>(v, "difficulty") {
-            Some(t) if t.medium.0 <= t.hard.0 => Thresholds { medium: t.medium.0, hard: t.hard.0 },
+            Some(t) if t.medium.0 <= t.hard.0 => Thresholds {
+                medium: t.medium.0,
+                hard: t.hard.0,
+            },
             Some(_) => {
-                cx.error("difficulty.medium", At::Value, "`medium` is above `hard`".to_owned(), Some("thresholds must satisfy medium <= hard".to_owned()));
+                cx.error(
+                    "difficulty.medium",
+                    At::Value,
+                    "`medium` is above `hard`".to_owned(),
+                    Some("thresholds must satisfy medium <= hard".to_owned()),
+                );
                 Thresholds::default()
             }
             None => Thresholds::default(),
@@ -288,18 +328,38 @@ pub(super) fn build(
     let declared_models = declared(sections.get("models").copied());
     let providers = providers(sections.get("providers").copied(), &mut cx);
     let provider_names: Vec<Arc<str>> = providers.iter().map(|p| p.name.clone()).collect();
-    let models = models(sections.get("models").copied(), &provider_names, &declared_providers, &mut cx);
-    let model_index: HashMap<Arc<str>, usize> =
-        models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
-    let routes = routes(sections.get("routes").copied(), &models, &model_index, &declared_models, &mut cx);
+    let models = models(
+        sections.get("models").copied(),
+        &provider_names,
+        &declared_providers,
+        &mut cx,
+    );
+    let model_index: HashMap<Arc<str>, usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.name.clone(), i))
+        .collect();
+    let routes = routes(
+        sections.get("routes").copied(),
+        &models,
+        &model_index,
+        &declared_models,
+        &mut cx,
+    );
 
     let rules = rules(sections.get("rules").copied(), &mut cx);
     let baseline = match sections.get("baseline") {
         Some(v) => cx.parse::<String>(v, "baseline").and_then(|name| {
             let found = model_index.get(name.as_str()).copied();
             if found.is_none() && !declared_models.contains(&name) {
-                let hint = closest(&name, model_index.keys().map(|k| &**k)).map(|s| format!("did you mean `{s}`?"));
-                cx.error("baseline", At::Value, format!("unknown model `{name}`"), hint);
+                let hint = closest(&name, model_index.keys().map(|k| &**k))
+                    .map(|s| format!("did you mean `{s}`?"));
+                cx.error(
+                    "baseline",
+                    At::Value,
+                    format!("unknown model `{name}`"),
+                    hint,
+                );
             }
             found
         }),
@@ -316,7 +376,8 @@ pub(super) fn build(
         .unwrap_or(false);
 
     if !cx.diagnostics.is_empty() {
-        cx.diagnostics.sort_by_key(|d| d.position.map(|p| (p.line, p.column)));
+        cx.diagnostics
+            .sort_by_key(|d| d.position.map(|p| (p.line, p.column)));
         return Err(cx.diagnostics);
     }
     let mut requestable: HashSet<Arc<str>> = model_index.keys().cloned().collect();
@@ -340,14 +401,23 @@ pub(super) fn build(
     })
 }
 
-fn entries<'v>(section: Option<&'v Value>, name: &str, cx: &mut Cx<'_>) -> Vec<(String, &'v Value)> {
+fn entries<'v>(
+    section: Option<&'v Value>,
+    name: &str,
+    cx: &mut Cx<'_>,
+) -> Vec<(String, &'v Value)> {
     match section {
         Some(Value::Mapping(map)) => map
             .iter()
             .map(|(k, v)| (k.as_str().unwrap_or("?").to_owned(), v))
             .collect(),
         Some(_) => {
-            cx.error(name, At::Value, format!("`{name}` must be a mapping of name → settings"), None);
+            cx.error(
+                name,
+                At::Value,
+                format!("`{name}` must be a mapping of name → settings"),
+                None,
+            );
             Vec::new()
         }
         None => Vec::new(),
@@ -363,18 +433,35 @@ fn providers(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<ProviderSpec> {
         };
         let mut headers = Vec::new();
         for (k, v) in &raw.headers {
-            match (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.as_str())) {
+            match (
+                http::HeaderName::try_from(k.as_str()),
+                http::HeaderValue::try_from(v.as_str()),
+            ) {
                 (Ok(k), Ok(v)) => headers.push((k, v)),
-                _ => cx.error(&join_key(&join_key(&path, "headers"), k), At::Key, format!("`{k}` is not a valid HTTP header"), None),
+                _ => cx.error(
+                    &join_key(&join_key(&path, "headers"), k),
+                    At::Key,
+                    format!("`{k}` is not a valid HTTP header"),
+                    None,
+                ),
             }
         }
         out.push(ProviderSpec {
             name: name.as_str().into(),
             kind: raw.kind,
             base_url: raw.base_url.0.into(),
-            api_key: raw.api_key.filter(|k| !k.is_empty()).map(|k| Secret::new(&k)),
-            read_timeout: raw.read_timeout_ms.map_or(DEFAULT_READ_TIMEOUT, |m| Duration::from_millis(m.0)),
-            anthropic_version: raw.anthropic_version.as_deref().unwrap_or(DEFAULT_ANTHROPIC_VERSION).into(),
+            api_key: raw
+                .api_key
+                .filter(|k| !k.is_empty())
+                .map(|k| Secret::new(&k)),
+            read_timeout: raw
+                .read_timeout_ms
+                .map_or(DEFAULT_READ_TIMEOUT, |m| Duration::from_millis(m.0)),
+            anthropic_version: raw
+                .anthropic_version
+                .as_deref()
+                .unwrap_or(DEFAULT_ANTHROPIC_VERSION)
+                .into(),
             headers,
         });
     }
@@ -384,7 +471,10 @@ fn providers(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<ProviderSpec> {
 /// The entry names of a mapping section, valid or not.
 fn declared(section: Option<&Value>) -> HashSet<String> {
     match section {
-        Some(Value::Mapping(map)) => map.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect(),
+        Some(Value::Mapping(map)) => map
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect(),
         _ => HashSet::new(),
     }
 }
@@ -407,8 +497,18 @@ fn models(
             }
             let hint = closest(&raw.provider, providers.iter().map(|p| &**p))
                 .map(|s| format!("did you mean `{s}`?"))
-                .or_else(|| Some(format!("declare it under `providers:` (known: {})", join(providers))));
-            cx.error(&join_key(&path, "provider"), At::Value, format!("unknown provider `{}`", raw.provider), hint);
+                .or_else(|| {
+                    Some(format!(
+                        "declare it under `providers:` (known: {})",
+                        join(providers)
+                    ))
+                });
+            cx.error(
+                &join_key(&path, "provider"),
+                At::Value,
+                format!("unknown provider `{}`", raw.provider),
+                hint,
+            );
             continue;
         };
         let input = raw.price.input.0;
@@ -423,7 +523,9 @@ fn models(
                 output: raw.price.output.0,
                 cached_input: raw.price.cached_input.map_or(input, |p| p.0),
             },
-            max_output_tokens: raw.max_output_tokens.map_or(DEFAULT_MAX_OUTPUT_TOKENS, |t| t.0),
+            max_output_tokens: raw
+                .max_output_tokens
+                .map_or(DEFAULT_MAX_OUTPUT_TOKENS, |t| t.0),
         });
     }
     out
@@ -443,27 +545,41 @@ fn routes(
     let items: &[Value] = match section {
         Some(Value::Sequence(items)) => items,
         Some(_) => {
-            cx.error("routes", At::Value, "`routes` must be a list".to_owned(), Some("write `routes:` then `- { name: …, use: [...] }` entries".to_owned()));
+            cx.error(
+                "routes",
+                At::Value,
+                "`routes` must be a list".to_owned(),
+                Some("write `routes:` then `- { name: …, use: [...] }` entries".to_owned()),
+            );
             &[]
         }
         None => &[],
     };
     let mut out: Vec<Route> = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
-    let mut catch_all: Option<String> = None;
+    // The first unconditional route for each kind of model (chat, embedding): a later route
+    // serving only kinds already caught can never match.
+    let mut catch_all: [Option<String>; 2] = [None, None];
     for (i, value) in items.iter().enumerate() {
         let path = join_index("routes", i);
         let Some(raw) = cx.parse::<RawRoute>(value, &path) else {
             continue;
         };
         if !names.insert(raw.name.clone()) {
-            cx.error(&join_key(&path, "name"), At::Value, format!("route name `{}` is used twice", raw.name), None);
-        }
-        if let Some(earlier) = &catch_all {
-            cx.error(&path, At::Value, format!("route `{}` is unreachable: route `{earlier}` before it matches every request", raw.name), Some("move the catch-all route last, or give it a `when`".to_owned()));
+            cx.error(
+                &join_key(&path, "name"),
+                At::Value,
+                format!("route name `{}` is used twice", raw.name),
+                None,
+            );
         }
         if raw.use_.is_empty() {
-            cx.error(&join_key(&path, "use"), At::Value, "`use` lists no model".to_owned(), Some("name at least one model from `models:`".to_owned()));
+            cx.error(
+                &join_key(&path, "use"),
+                At::Value,
+                "`use` lists no model".to_owned(),
+                Some("name at least one model from `models:`".to_owned()),
+            );
         }
         let mut candidates = Vec::new();
         for (j, model) in raw.use_.iter().enumerate() {
@@ -474,32 +590,81 @@ fn routes(
                     let hint = closest(model, models.keys().map(|k| &**k))
                         .map(|s| format!("did you mean `{s}`?"))
                         .or_else(|| Some("name a model declared under `models:`".to_owned()));
-                    cx.error(&join_index(&join_key(&path, "use"), j), At::Value, format!("unknown model `{model}`"), hint);
+                    cx.error(
+                        &join_index(&join_key(&path, "use"), j),
+                        At::Value,
+                        format!("unknown model `{model}`"),
+                        hint,
+                    );
                 }
             }
         }
         let raw_when = raw.when.unwrap_or_default();
         let mut when = When {
-            models: raw_when.model.map(OneOrMany::into_vec).unwrap_or_default().iter().map(|m| Arc::from(m.as_str())).collect(),
+            models: raw_when
+                .model
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default()
+                .iter()
+                .map(|m| Arc::from(m.as_str()))
+                .collect(),
             tasks: raw_when.task.map(OneOrMany::into_vec).unwrap_or_default(),
-            difficulties: raw_when.difficulty.map(OneOrMany::into_vec).unwrap_or_default(),
+            difficulties: raw_when
+                .difficulty
+                .map(OneOrMany::into_vec)
+                .unwrap_or_default(),
             headers: Vec::new(),
         };
         for (k, v) in &raw_when.header {
             match http::HeaderName::try_from(k.to_ascii_lowercase()) {
                 Ok(name) => when.headers.push((name, v.as_str().into())),
-                Err(_) => cx.error(&join_key(&join_key(&join_key(&path, "when"), "header"), k), At::Key, format!("`{k}` is not a valid HTTP header name"), None),
+                Err(_) => cx.error(
+                    &join_key(&join_key(&join_key(&path, "when"), "header"), k),
+                    At::Key,
+                    format!("`{k}` is not a valid HTTP header name"),
+                    None,
+                ),
             }
         }
-        let unconditional = when.models.is_empty() && when.headers.is_empty() && when.tasks.is_empty() && when.difficulties.is_empty();
-        // An embeddings-only route never takes chat traffic, so it cannot shadow a chat route.
-        // (A route whose models all failed validation is treated as a chat route.)
-        let serves_chat = candidates
+        let unconditional = when.models.is_empty()
+            && when.headers.is_empty()
+            && when.tasks.is_empty()
+            && when.difficulties.is_empty();
+        // Which kinds of request this route can take. (A route whose models all failed
+        // validation counts as a chat route; its own errors are already reported.)
+        let serves = |kind: ModelKind| {
+            candidates
+                .iter()
+                .any(|i| all.get(*i).is_some_and(|m| m.kind == kind))
+        };
+        let kinds = [
+            serves(ModelKind::Chat) || (candidates.is_empty() && !raw.use_.is_empty()),
+            serves(ModelKind::Embedding),
+        ];
+        let shadowed: Vec<&String> = kinds
             .iter()
-            .any(|i| all.get(*i).is_some_and(|m| m.kind == ModelKind::Chat))
-            || (candidates.is_empty() && !raw.use_.is_empty());
-        if unconditional && catch_all.is_none() && serves_chat {
-            catch_all = Some(raw.name.clone());
+            .zip(&catch_all)
+            .filter(|(serves, _)| **serves)
+            .map(|(_, earlier)| earlier.as_ref())
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        if let Some(earlier) = shadowed.first().filter(|_| kinds.iter().any(|k| *k)) {
+            cx.error(
+                &path,
+                At::Value,
+                format!(
+                    "route `{}` is unreachable: route `{earlier}` before it matches every request",
+                    raw.name
+                ),
+                Some("move the catch-all route last, or give it a `when`".to_owned()),
+            );
+        }
+        if unconditional {
+            for (serves, slot) in kinds.iter().zip(catch_all.iter_mut()) {
+                if *serves && slot.is_none() {
+                    *slot = Some(raw.name.clone());
+                }
+            }
         }
         out.push(Route {
             name: raw.name.as_str().into(),
@@ -514,7 +679,12 @@ fn rules(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<Rule> {
     let items: &[Value] = match section {
         Some(Value::Sequence(items)) => items,
         Some(_) => {
-            cx.error("rules", At::Value, "`rules` must be a list".to_owned(), None);
+            cx.error(
+                "rules",
+                At::Value,
+                "`rules` must be a list".to_owned(),
+                None,
+            );
             &[]
         }
         None => &[],
@@ -529,23 +699,53 @@ fn rules(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<Rule> {
             None => None,
             Some(Ok(re)) => Some(re),
             Some(Err(e)) => {
-                let message = format!("invalid regex: {}", e.to_string().lines().last().unwrap_or("syntax error"));
-                cx.error(&join_key(&join_key(&path, "if"), "regex"), At::Value, message, None);
+                let message = format!(
+                    "invalid regex: {}",
+                    e.to_string().lines().last().unwrap_or("syntax error")
+                );
+                cx.error(
+                    &join_key(&join_key(&path, "if"), "regex"),
+                    At::Value,
+                    message,
+                    None,
+                );
                 None
             }
         };
         let c = &raw.if_;
-        if c.keywords.is_empty() && c.regex.is_none() && c.min_input_tokens.is_none() && c.max_input_tokens.is_none() && c.header.is_empty() {
-            cx.error(&join_key(&path, "if"), At::Value, "a rule needs at least one condition".to_owned(), Some("use keywords, regex, min_input_tokens, max_input_tokens or header".to_owned()));
+        if c.keywords.is_empty()
+            && c.regex.is_none()
+            && c.min_input_tokens.is_none()
+            && c.max_input_tokens.is_none()
+            && c.header.is_empty()
+        {
+            cx.error(
+                &join_key(&path, "if"),
+                At::Value,
+                "a rule needs at least one condition".to_owned(),
+                Some(
+                    "use keywords, regex, min_input_tokens, max_input_tokens or header".to_owned(),
+                ),
+            );
         }
         if raw.then.task.is_none() && raw.then.difficulty.is_none() {
-            cx.error(&join_key(&path, "then"), At::Value, "a rule must set `task` or `difficulty`".to_owned(), None);
+            cx.error(
+                &join_key(&path, "then"),
+                At::Value,
+                "a rule must set `task` or `difficulty`".to_owned(),
+                None,
+            );
         }
         let mut headers = Vec::new();
         for (k, v) in &raw.if_.header {
             match http::HeaderName::try_from(k.to_ascii_lowercase()) {
                 Ok(name) => headers.push((name, Arc::from(v.as_str()))),
-                Err(_) => cx.error(&join_key(&join_key(&join_key(&path, "if"), "header"), k), At::Key, format!("`{k}` is not a valid HTTP header name"), None),
+                Err(_) => cx.error(
+                    &join_key(&join_key(&join_key(&path, "if"), "header"), k),
+                    At::Key,
+                    format!("`{k}` is not a valid HTTP header name"),
+                    None,
+                ),
             }
         }
         out.push(Rule {

@@ -13,7 +13,7 @@ mod usage_tap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -117,20 +117,29 @@ impl Client {
                 return Err(Error::Unsupported {
                     provider: provider.name.to_string(),
                     operation,
-                })
+                });
             }
         };
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(format!("{}{path}", provider.base_url))
-            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
             .header(
                 header::ACCEPT,
-                HeaderValue::from_static(if stream { "text/event-stream" } else { "application/json" }),
+                HeaderValue::from_static(if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                }),
             );
         if let Some(key) = &provider.api_key {
             builder = match provider.kind {
-                ProviderKind::Openai => builder.header(header::AUTHORIZATION, format!("Bearer {}", key.expose())),
+                ProviderKind::Openai => {
+                    builder.header(header::AUTHORIZATION, format!("Bearer {}", key.expose()))
+                }
                 ProviderKind::Anthropic => builder.header("x-api-key", key.expose()),
             };
         }

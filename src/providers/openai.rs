@@ -94,7 +94,12 @@ pub fn read(json: &[u8]) -> Reading {
     let choices = env.choices.as_deref().unwrap_or_default();
     let text_chars = choices
         .iter()
-        .map(|c| c.delta.as_ref().or(c.message.as_ref()).map_or(0, Text::chars))
+        .map(|c| {
+            c.delta
+                .as_ref()
+                .or(c.message.as_ref())
+                .map_or(0, Text::chars)
+        })
         .sum();
     Reading {
         usage,
@@ -110,17 +115,33 @@ mod tests {
     #[test]
     fn reads_usage_with_cached_tokens() {
         let r = read(br#"{"choices":[{"message":{"content":"hello"}}],"usage":{"prompt_tokens":100,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":40}}}"#);
-        assert_eq!(r.usage, Some(Usage { input: 60, cached_input: 40, output: 7 }));
+        assert_eq!(
+            r.usage,
+            Some(Usage {
+                input: 60,
+                cached_input: 40,
+                output: 7
+            })
+        );
         assert_eq!(r.text_chars, 5);
         assert!(!r.usage_only);
     }
 
     #[test]
     fn recognises_the_usage_only_chunk() {
-        let r = read(br#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#);
+        let r =
+            read(br#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#);
         assert!(r.usage_only);
-        let r = read(r#"{"id":"c","choices":[{"delta":{"content":"hé"}}],"usage":null}"#.as_bytes());
-        assert_eq!(r, Reading { usage: None, usage_only: false, text_chars: 2 });
+        let r =
+            read(r#"{"id":"c","choices":[{"delta":{"content":"hé"}}],"usage":null}"#.as_bytes());
+        assert_eq!(
+            r,
+            Reading {
+                usage: None,
+                usage_only: false,
+                text_chars: 2
+            }
+        );
         assert_eq!(read(b"[DONE]"), Reading::default());
     }
 }

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use super::anthropic::{ChatStreamToMessages, MessagesStreamToChat, MessagesStreamUsage};
-use super::{anthropic, estimate_tokens, openai, sse, BoxError};
+use super::{BoxError, anthropic, estimate_tokens, openai, sse};
 use crate::budget::Usage;
 
 /// Largest single SSE event accepted from an upstream.
@@ -41,7 +41,10 @@ pub enum StreamMode {
 impl StreamMode {
     /// Whether the client speaks Anthropic's wire format (for error events).
     fn client_is_anthropic(&self) -> bool {
-        matches!(self, StreamMode::Anthropic(_) | StreamMode::OpenAiToAnthropic(_))
+        matches!(
+            self,
+            StreamMode::Anthropic(_) | StreamMode::OpenAiToAnthropic(_)
+        )
     }
 }
 
@@ -102,6 +105,30 @@ impl UsageTap {
             settle: Some(settle),
             finished: false,
         }
+    }
+
+    /// `on_event`, settling as soon as the stream's last event is seen (`[DONE]`,
+    /// `message_stop`), before the client can read it: whoever reads the end also sees the
+    /// charge.
+    fn on_event_checked(&mut self, event: sse::Event) -> Option<Bytes> {
+        let ends = match &self.mode {
+            StreamMode::OpenAi { .. } => event.data == "[DONE]",
+            StreamMode::Anthropic(_) => {
+                event.event.as_deref() == Some("message_stop")
+                    || event.data.contains("\"type\":\"message_stop\"")
+            }
+            StreamMode::AnthropicToOpenAi(_) | StreamMode::OpenAiToAnthropic(_) => false,
+        };
+        let out = self.on_event(event);
+        let translated_done = match &self.mode {
+            StreamMode::AnthropicToOpenAi(t) => t.finished(),
+            StreamMode::OpenAiToAnthropic(t) => t.finished(),
+            StreamMode::OpenAi { .. } | StreamMode::Anthropic(_) => false,
+        };
+        if ends || translated_done {
+            self.settle(StreamEnd::Completed);
+        }
+        out
     }
 
     /// Handle one complete event; returns the bytes to forward, if any.
@@ -200,7 +227,8 @@ impl UsageTap {
                 },
                 None => break,
             };
-            let Some(bytes) = self.on_event(event) else {
+            let forwarded = self.on_event_checked(event);
+            let Some(bytes) = forwarded else {
                 continue;
             };
             match (&mut single, &mut many) {

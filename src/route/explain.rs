@@ -49,14 +49,20 @@ pub fn explain(
     max_tokens: Option<u64>,
 ) -> Explanation {
     let (route, candidates, reasons) = match decision {
-        Ok(d) => (Some(d.route.name.to_string()), d.candidates.as_slice(), d.reasons.as_slice()),
+        Ok(d) => (
+            Some(d.route.name.to_string()),
+            d.candidates.as_slice(),
+            d.reasons.as_slice(),
+        ),
         Err(reasons) => (None, &[][..], reasons),
     };
     let candidates = candidates
         .iter()
         .filter_map(|i| policy.model(*i))
         .map(|m| {
-            let output = max_tokens.map_or(u64::from(m.max_output_tokens), |n| n.min(u64::from(m.max_output_tokens)));
+            let output = max_tokens.map_or(u64::from(m.max_output_tokens), |n| {
+                n.min(u64::from(m.max_output_tokens))
+            });
             let worst_case = m.price.cost(&Usage {
                 input: input_tokens,
                 cached_input: 0,
@@ -64,7 +70,9 @@ pub fn explain(
             });
             Candidate {
                 model: m.name.to_string(),
-                provider: policy.provider_of(m).map_or_else(String::new, |p| p.name.to_string()),
+                provider: policy
+                    .provider_of(m)
+                    .map_or_else(String::new, |p| p.name.to_string()),
                 upstream_model: m.upstream.to_string(),
                 tier: m.tier.as_str(),
                 estimated_input_tokens: input_tokens,

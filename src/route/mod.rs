@@ -13,7 +13,7 @@ use crate::classify::{Difficulty, Task};
 use crate::policy::{Model, ModelKind, Policy, Route, Rule, Tier};
 
 mod explain;
-pub use explain::{explain, Candidate, Explanation};
+pub use explain::{Candidate, Explanation, explain};
 
 /// What is known about a request when deciding.
 pub struct Facts<'r> {
@@ -28,14 +28,27 @@ pub struct Facts<'r> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason<'p> {
     /// A route was passed over because one of its conditions did not hold.
-    RouteSkipped { route: &'p str, condition: &'static str },
+    RouteSkipped {
+        route: &'p str,
+        condition: &'static str,
+    },
     /// A route matched but has no model serving this kind of request.
-    RouteWrongKind { route: &'p str },
-    RouteMatched { route: &'p str },
+    RouteWrongKind {
+        route: &'p str,
+    },
+    RouteMatched {
+        route: &'p str,
+    },
     /// A rule of the policy set the task or the difficulty.
-    RuleApplied { rule: &'p str, field: &'static str, value: &'static str },
+    RuleApplied {
+        rule: &'p str,
+        field: &'static str,
+        value: &'static str,
+    },
     /// The client pinned a tier with `x-switchyard-tier`.
-    TierPinned { tier: &'static str },
+    TierPinned {
+        tier: &'static str,
+    },
     /// The client asked for a tier pin the policy does not allow.
     TierPinRefused,
 }
@@ -103,9 +116,16 @@ pub fn apply_rules<'p>(policy: &'p Policy, input: &RuleInput<'_>) -> Overrides<'
 
 fn rule_holds(rule: &Rule, lower: &str, input: &RuleInput<'_>) -> bool {
     (rule.keywords.is_empty() || rule.keywords.iter().any(|k| lower.contains(k.as_str())))
-        && rule.regex.as_ref().is_none_or(|re| re.is_match(input.last_user))
-        && rule.min_input_tokens.is_none_or(|n| input.input_tokens >= n)
-        && rule.max_input_tokens.is_none_or(|n| input.input_tokens <= n)
+        && rule
+            .regex
+            .as_ref()
+            .is_none_or(|re| re.is_match(input.last_user))
+        && rule
+            .min_input_tokens
+            .is_none_or(|n| input.input_tokens >= n)
+        && rule
+            .max_input_tokens
+            .is_none_or(|n| input.input_tokens <= n)
         && rule.headers.iter().all(|(name, value)| {
             input
                 .headers
@@ -142,7 +162,11 @@ pub fn decide<'p>(policy: &'p Policy, facts: &Facts<'_>) -> Result<Decision<'p>,
             .candidates
             .iter()
             .copied()
-            .filter(|i| policy.model(*i).is_some_and(|m: &Model| m.kind == facts.kind))
+            .filter(|i| {
+                policy
+                    .model(*i)
+                    .is_some_and(|m: &Model| m.kind == facts.kind)
+            })
             .collect();
         if candidates.is_empty() {
             reasons.push(Reason::RouteWrongKind { route: &route.name });
@@ -161,14 +185,25 @@ pub fn decide<'p>(policy: &'p Policy, facts: &Facts<'_>) -> Result<Decision<'p>,
 /// Keep only the candidates of `tier`; if the route has none, every model of that tier and
 /// kind in policy order.
 pub fn pin_tier<'p>(policy: &'p Policy, decision: &mut Decision<'p>, tier: Tier, kind: ModelKind) {
-    let of_tier = |i: &usize| policy.model(*i).is_some_and(|m| m.tier == tier && m.kind == kind);
-    let on_route: Vec<usize> = decision.candidates.iter().copied().filter(of_tier).collect();
+    let of_tier = |i: &usize| {
+        policy
+            .model(*i)
+            .is_some_and(|m| m.tier == tier && m.kind == kind)
+    };
+    let on_route: Vec<usize> = decision
+        .candidates
+        .iter()
+        .copied()
+        .filter(of_tier)
+        .collect();
     decision.candidates = if on_route.is_empty() {
         (0..policy.models.len()).filter(of_tier).collect()
     } else {
         on_route
     };
-    decision.reasons.push(Reason::TierPinned { tier: tier.as_str() });
+    decision.reasons.push(Reason::TierPinned {
+        tier: tier.as_str(),
+    });
 }
 
 /// The first condition of `route` that `facts` fail, if any.
@@ -190,7 +225,9 @@ fn failed_condition(route: &Route, facts: &Facts<'_>) -> Option<&'static str> {
         return Some("task");
     }
     if !when.difficulties.is_empty()
-        && !facts.difficulty.is_some_and(|d| when.difficulties.contains(&d))
+        && !facts
+            .difficulty
+            .is_some_and(|d| when.difficulties.contains(&d))
     {
         return Some("difficulty");
     }
@@ -229,7 +266,11 @@ routes:
 
     fn decide_names(policy: &Policy, facts: &Facts<'_>) -> (String, Vec<String>) {
         let d = decide(policy, facts).unwrap();
-        let names = d.candidates.iter().map(|i| policy.models[*i].name.to_string()).collect();
+        let names = d
+            .candidates
+            .iter()
+            .map(|i| policy.models[*i].name.to_string())
+            .collect();
         (d.route.name.to_string(), names)
     }
 
@@ -237,14 +278,35 @@ routes:
     fn first_matching_route_wins_with_its_fallbacks() {
         let p = policy();
         let mut headers = HeaderMap::new();
-        let base = Facts { requested_model: "auto", headers: &headers, kind: ModelKind::Chat, task: Some(crate::classify::Task::Chat), difficulty: Some(Difficulty::Easy) };
-        assert_eq!(decide_names(&p, &base), ("routine".into(), vec!["small".into(), "big".into()]));
-        let hard = Facts { difficulty: Some(Difficulty::Hard), ..base };
+        let base = Facts {
+            requested_model: "auto",
+            headers: &headers,
+            kind: ModelKind::Chat,
+            task: Some(crate::classify::Task::Chat),
+            difficulty: Some(Difficulty::Easy),
+        };
+        assert_eq!(
+            decide_names(&p, &base),
+            ("routine".into(), vec!["small".into(), "big".into()])
+        );
+        let hard = Facts {
+            difficulty: Some(Difficulty::Hard),
+            ..base
+        };
         assert_eq!(decide_names(&p, &hard).0, "hard");
-        let pinned = Facts { requested_model: "gpt-4o", ..hard };
+        let pinned = Facts {
+            requested_model: "gpt-4o",
+            ..hard
+        };
         assert_eq!(decide_names(&p, &pinned).0, "pinned");
         headers.insert("x-team", "beta".parse().unwrap());
-        let beta = Facts { requested_model: "auto", headers: &headers, kind: ModelKind::Chat, task: None, difficulty: None };
+        let beta = Facts {
+            requested_model: "auto",
+            headers: &headers,
+            kind: ModelKind::Chat,
+            task: None,
+            difficulty: None,
+        };
         assert_eq!(decide_names(&p, &beta).0, "beta");
     }
 
@@ -252,14 +314,48 @@ routes:
     fn rules_override_in_order_first_setter_wins() {
         let p = policy();
         let mut headers = HeaderMap::new();
-        let input = RuleInput { last_user: "Please TRANSLATE this", input_tokens: 10, headers: &headers };
-        assert_eq!(apply_rules(&p, &input), Overrides { task: Some((Task::Translation, "translate")), difficulty: None });
-        let input = RuleInput { last_user: "Fix my build", input_tokens: 5000, headers: &headers };
-        assert_eq!(apply_rules(&p, &input), Overrides { task: None, difficulty: Some((Difficulty::Hard, "big")) });
+        let input = RuleInput {
+            last_user: "Please TRANSLATE this",
+            input_tokens: 10,
+            headers: &headers,
+        };
+        assert_eq!(
+            apply_rules(&p, &input),
+            Overrides {
+                task: Some((Task::Translation, "translate")),
+                difficulty: None
+            }
+        );
+        let input = RuleInput {
+            last_user: "Fix my build",
+            input_tokens: 5000,
+            headers: &headers,
+        };
+        assert_eq!(
+            apply_rules(&p, &input),
+            Overrides {
+                task: None,
+                difficulty: Some((Difficulty::Hard, "big"))
+            }
+        );
         headers.insert("x-priority", "high".parse().unwrap());
-        let input = RuleInput { last_user: "Fix my build", input_tokens: 5, headers: &headers };
-        assert_eq!(apply_rules(&p, &input), Overrides { task: Some((Task::Code, "urgent")), difficulty: Some((Difficulty::Hard, "urgent")) });
-        let input = RuleInput { last_user: "please fix", input_tokens: 5, headers: &headers };
+        let input = RuleInput {
+            last_user: "Fix my build",
+            input_tokens: 5,
+            headers: &headers,
+        };
+        assert_eq!(
+            apply_rules(&p, &input),
+            Overrides {
+                task: Some((Task::Code, "urgent")),
+                difficulty: Some((Difficulty::Hard, "urgent"))
+            }
+        );
+        let input = RuleInput {
+            last_user: "please fix",
+            input_tokens: 5,
+            headers: &headers,
+        };
         assert_eq!(apply_rules(&p, &input), Overrides::default());
     }
 
@@ -267,13 +363,28 @@ routes:
     fn embeddings_skip_chat_routes_and_chat_skips_embedding_routes() {
         let p = policy();
         let headers = HeaderMap::new();
-        let facts = Facts { requested_model: "auto", headers: &headers, kind: ModelKind::Embedding, task: None, difficulty: None };
+        let facts = Facts {
+            requested_model: "auto",
+            headers: &headers,
+            kind: ModelKind::Embedding,
+            task: None,
+            difficulty: None,
+        };
         let d = decide(&p, &facts).unwrap();
         assert_eq!(&*d.route.name, "embeddings");
-        assert!(d.reasons.contains(&Reason::RouteSkipped { route: "hard", condition: "difficulty" }));
-        let chat = Facts { kind: ModelKind::Chat, task: None, ..facts };
+        assert!(d.reasons.contains(&Reason::RouteSkipped {
+            route: "hard",
+            condition: "difficulty"
+        }));
+        let chat = Facts {
+            kind: ModelKind::Chat,
+            task: None,
+            ..facts
+        };
         let d = decide(&p, &chat).unwrap();
         assert_eq!(&*d.route.name, "default");
-        assert!(d.reasons.contains(&Reason::RouteWrongKind { route: "embeddings" }));
+        assert!(d.reasons.contains(&Reason::RouteWrongKind {
+            route: "embeddings"
+        }));
     }
 }

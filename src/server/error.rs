@@ -5,7 +5,7 @@
 //! The body is OpenAI's `{"error":{"message","type","param","code"}}`.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
 use super::Body;
@@ -58,19 +58,51 @@ impl ApiError {
     /// (status, OpenAI `type`, stable `code`).
     pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request"),
-            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
-            Self::UnknownModel(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
-            Self::BadHeader { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_header"),
+            Self::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            Self::TooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            Self::UnknownModel(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            Self::BadHeader { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_header",
+            ),
             Self::NoRoute => (StatusCode::SERVICE_UNAVAILABLE, "api_error", "no_route"),
-            Self::NotFound { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", "unknown_url"),
+            Self::NotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "unknown_url",
+            ),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error"),
-            Self::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "api_error", "upstream_timeout"),
+            Self::UpstreamTimeout(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, "api_error", "upstream_timeout")
+            }
             Self::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "api_error", "request_timeout"),
-            Self::ClientBody(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_body"),
-            Self::Untranslatable(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "unsupported_for_provider"),
+            Self::ClientBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_body",
+            ),
+            Self::Untranslatable(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "unsupported_for_provider",
+            ),
             Self::BadUpstream(_) => (StatusCode::BAD_GATEWAY, "api_error", "upstream_error"),
-            Self::UpstreamRejected { status, .. } => (*status, "invalid_request_error", "upstream_rejected"),
+            Self::UpstreamRejected { status, .. } => {
+                (*status, "invalid_request_error", "upstream_rejected")
+            }
         }
     }
 
@@ -134,9 +166,10 @@ pub fn json_error(
     });
     let mut response = Response::new(full(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -153,13 +186,16 @@ pub fn anthropic_error(status: StatusCode, message: &str) -> Response<Body> {
     let body = providers::anthropic::error_body(kind, message);
     let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 /// A complete body.
 pub fn full(bytes: Bytes) -> Body {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }

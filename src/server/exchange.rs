@@ -16,7 +16,7 @@ use crate::policy::ProviderKind;
 use crate::providers::anthropic::{
     self, ChatStreamToMessages, MessagesStreamToChat, MessagesStreamUsage,
 };
-use crate::providers::{openai, StreamMode};
+use crate::providers::{StreamMode, openai};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exchange {
@@ -41,7 +41,10 @@ impl Exchange {
     }
 
     pub fn is_passthrough(self) -> bool {
-        matches!(self, Exchange::OpenAiPassthrough | Exchange::AnthropicPassthrough)
+        matches!(
+            self,
+            Exchange::OpenAiPassthrough | Exchange::AnthropicPassthrough
+        )
     }
 
     /// The body to send upstream for `upstream_model`.
@@ -55,17 +58,23 @@ impl Exchange {
             Exchange::OpenAiPassthrough => request.to_upstream(upstream_model, true),
             Exchange::AnthropicPassthrough => request.to_upstream(upstream_model, false),
             Exchange::OpenAiToAnthropic => {
-                anthropic::chat_request_to_messages(original, upstream_model).map_err(ApiError::Untranslatable)?
+                anthropic::chat_request_to_messages(original, upstream_model)
+                    .map_err(ApiError::Untranslatable)?
             }
             Exchange::AnthropicToOpenAi => {
-                anthropic::messages_request_to_chat(original, upstream_model).map_err(ApiError::Untranslatable)?
+                anthropic::messages_request_to_chat(original, upstream_model)
+                    .map_err(ApiError::Untranslatable)?
             }
         };
         Ok(Bytes::from(body))
     }
 
     /// The body for the client and what it says about usage.
-    pub fn response(self, body: Bytes, client_model: &str) -> Result<(Bytes, openai::Reading), ApiError> {
+    pub fn response(
+        self,
+        body: Bytes,
+        client_model: &str,
+    ) -> Result<(Bytes, openai::Reading), ApiError> {
         match self {
             Exchange::OpenAiPassthrough => {
                 let reading = openai::read(&body);
@@ -80,8 +89,9 @@ impl Exchange {
                 Ok((body, reading))
             }
             Exchange::OpenAiToAnthropic => {
-                let (out, usage) = anthropic::messages_response_to_chat(&body, client_model, unix_now())
-                    .map_err(ApiError::BadUpstream)?;
+                let (out, usage) =
+                    anthropic::messages_response_to_chat(&body, client_model, unix_now())
+                        .map_err(ApiError::BadUpstream)?;
                 Ok((Bytes::from(out), reading(usage)))
             }
             Exchange::AnthropicToOpenAi => {
@@ -93,7 +103,12 @@ impl Exchange {
     }
 
     /// How `UsageTap` reads and rewrites the stream.
-    pub fn stream_mode(self, request: &chat::Request<'_>, client_model: &str, id: &str) -> StreamMode {
+    pub fn stream_mode(
+        self,
+        request: &chat::Request<'_>,
+        client_model: &str,
+        id: &str,
+    ) -> StreamMode {
         match self {
             Exchange::OpenAiPassthrough => StreamMode::OpenAi {
                 hide_usage: request.hides_usage(),
@@ -130,5 +145,8 @@ pub fn upstream_error_message(body: &[u8]) -> String {
         .get("error")
         .and_then(|e| e.get("message"))
         .and_then(|m| m.as_str())
-        .map_or_else(|| "the upstream provider rejected the request".to_owned(), str::to_owned)
+        .map_or_else(
+            || "the upstream provider rejected the request".to_owned(),
+            str::to_owned,
+        )
 }

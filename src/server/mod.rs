@@ -25,7 +25,7 @@ use crate::policy::PolicyHandle;
 use crate::providers::{self, BoxError};
 use crate::tally::Tally;
 
-pub use error::{json_error, ApiError};
+pub use error::{ApiError, json_error};
 pub use proxy::explain;
 
 /// Every response body.

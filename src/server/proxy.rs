@@ -9,22 +9,22 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::error::{full, ApiError, Dialect};
+use super::error::{ApiError, Dialect, full};
 use super::exchange::{self, Exchange};
 use super::stack::RequestId;
 use super::{
     AppState, Body, HEADER_COST, HEADER_DIFFICULTY, HEADER_DRY_RUN, HEADER_MODEL, HEADER_ROUTE,
     HEADER_TASK, HEADER_TIER,
 };
-use crate::classify::{self, Classification, Difficulty, Task};
 use crate::budget::{MicroUsd, Price, Usage};
 use crate::chat;
+use crate::classify::{self, Classification, Difficulty, Task};
 use crate::policy::{Model, ModelKind, Policy, Tier};
-use crate::providers::{self, estimate_tokens, Operation, StreamEnd, UsageTap};
+use crate::providers::{self, Operation, StreamEnd, UsageTap, estimate_tokens};
 use crate::route::{self, Decision, Facts, NoRoute, Reason, RuleInput};
 use crate::tally::{Entry, Tally};
 
@@ -38,9 +38,10 @@ pub async fn route_request(
         .get::<RequestId>()
         .map_or_else(|| Arc::from("-"), |id| id.0.clone());
     let (result, dialect) = match (req.method(), req.uri().path()) {
-        (&Method::POST, "/v1/chat/completions") => {
-            (complete(&state, req, Endpoint::Chat, &id).await, Dialect::OpenAi)
-        }
+        (&Method::POST, "/v1/chat/completions") => (
+            complete(&state, req, Endpoint::Chat, &id).await,
+            Dialect::OpenAi,
+        ),
         (&Method::POST, "/v1/messages") => (
             complete(&state, req, Endpoint::Messages, &id).await,
             Dialect::Anthropic,
@@ -93,15 +94,29 @@ async fn complete(
     let (parse_kind, model_kind, operation) = match endpoint {
         Endpoint::Chat => (chat::Kind::Chat, ModelKind::Chat, Operation::Chat),
         Endpoint::Messages => (chat::Kind::Messages, ModelKind::Chat, Operation::Chat),
-        Endpoint::Embeddings => (chat::Kind::Embeddings, ModelKind::Embedding, Operation::Embeddings),
+        Endpoint::Embeddings => (
+            chat::Kind::Embeddings,
+            ModelKind::Embedding,
+            Operation::Embeddings,
+        ),
     };
     let request = chat::parse(&bytes, parse_kind)?;
     let policy = state.policy.snapshot();
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
-    let plan = plan(&state.classifier, &policy, &request, &parts.headers, model_kind)?;
-    if parts.headers.get(HEADER_DRY_RUN).is_some_and(|v| v.as_bytes() == b"1") {
+    let plan = plan(
+        &state.classifier,
+        &policy,
+        &request,
+        &parts.headers,
+        model_kind,
+    )?;
+    if parts
+        .headers
+        .get(HEADER_DRY_RUN)
+        .is_some_and(|v| v.as_bytes() == b"1")
+    {
         return Ok(dry_run(&policy, plan, &request));
     }
     let (class_task, class_difficulty) = (plan.task, plan.difficulty);
@@ -120,7 +135,13 @@ async fn complete(
         operation,
     )
     .await?;
-    let charge = Charge::new(state.tally.clone(), &policy, &decision, model, request.stream);
+    let charge = Charge::new(
+        state.tally.clone(),
+        &policy,
+        &decision,
+        model,
+        request.stream,
+    );
     let read_timeout = policy
         .provider_of(model)
         .map_or(state.limits.request_timeout, |p| p.read_timeout);
@@ -132,7 +153,10 @@ async fn complete(
         headers.insert(HEADER_TASK, HeaderValue::from_static(task.as_str()));
     }
     if let Some(difficulty) = class_difficulty {
-        headers.insert(HEADER_DIFFICULTY, HeaderValue::from_static(difficulty.as_str()));
+        headers.insert(
+            HEADER_DIFFICULTY,
+            HeaderValue::from_static(difficulty.as_str()),
+        );
     }
     let input_estimate = estimate_tokens(request.input_chars);
 
@@ -146,23 +170,48 @@ async fn complete(
             let body = upstream.into_body().map_err(Into::into).boxed_unsync();
             return Ok(with_headers(Response::new(body), status, headers));
         }
-        let body = read_upstream(upstream.into_body(), state.limits.max_response_bytes, read_timeout, &model.name).await?;
+        let body = read_upstream(
+            upstream.into_body(),
+            state.limits.max_response_bytes,
+            read_timeout,
+            &model.name,
+        )
+        .await?;
         return Err(ApiError::UpstreamRejected {
             status,
             message: exchange::upstream_error_message(&body),
         });
     }
     if request.stream {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         let mode = exchange.stream_mode(&request, &model.upstream, request_id);
         let settle = Box::new(move |usage: Usage, estimated: bool, end: StreamEnd| {
             charge.settle(usage, estimated, end);
         });
-        let tap = UsageTap::new(upstream.into_body(), mode, input_estimate, read_timeout, settle);
-        return Ok(with_headers(Response::new(tap.boxed_unsync()), status, headers));
+        let tap = UsageTap::new(
+            upstream.into_body(),
+            mode,
+            input_estimate,
+            read_timeout,
+            settle,
+        );
+        return Ok(with_headers(
+            Response::new(tap.boxed_unsync()),
+            status,
+            headers,
+        ));
     }
-    let body = read_upstream(upstream.into_body(), state.limits.max_response_bytes, read_timeout, &model.name).await?;
+    let body = read_upstream(
+        upstream.into_body(),
+        state.limits.max_response_bytes,
+        read_timeout,
+        &model.name,
+    )
+    .await?;
     let (body, usage) = exchange.response(body, &model.upstream)?;
     let (usage, estimated) = match usage.usage {
         Some(u) => (u, false),
@@ -176,7 +225,10 @@ async fn complete(
         ),
     };
     let cost = charge.settle(usage, estimated, StreamEnd::Completed);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
     Ok(with_headers(Response::new(full(body)), status, headers))
 }
@@ -208,7 +260,10 @@ fn plan<'p>(
             headers,
         },
     );
-    let task = overrides.task.map(|(t, _)| t).or(classification.as_ref().map(|c| c.task));
+    let task = overrides
+        .task
+        .map(|(t, _)| t)
+        .or(classification.as_ref().map(|c| c.task));
     let difficulty = overrides
         .difficulty
         .map(|(d, _)| d)
@@ -221,7 +276,7 @@ fn plan<'p>(
             return Err(ApiError::BadHeader {
                 name: "x-switchyard-tier",
                 expected: "`open` or `frontier`",
-            })
+            });
         }
     };
     let facts = Facts {
@@ -234,10 +289,24 @@ fn plan<'p>(
     let mut decision = route::decide(policy, &facts);
     if let Ok(d) = &mut decision {
         if let Some((task, rule)) = overrides.task {
-            d.reasons.insert(0, Reason::RuleApplied { rule, field: "task", value: task.as_str() });
+            d.reasons.insert(
+                0,
+                Reason::RuleApplied {
+                    rule,
+                    field: "task",
+                    value: task.as_str(),
+                },
+            );
         }
         if let Some((difficulty, rule)) = overrides.difficulty {
-            d.reasons.insert(0, Reason::RuleApplied { rule, field: "difficulty", value: difficulty.as_str() });
+            d.reasons.insert(
+                0,
+                Reason::RuleApplied {
+                    rule,
+                    field: "difficulty",
+                    value: difficulty.as_str(),
+                },
+            );
         }
         match pin {
             Some(tier) if policy.allow_tier_header => route::pin_tier(policy, d, tier, kind),
@@ -271,7 +340,9 @@ fn classifier_input<'r>(request: &'r chat::Request<'_>) -> classify::Input<'r> {
             Some(_) => Some(classify::ResponseFormat::Text),
             None => None,
         },
-        max_tokens: request.max_tokens.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        max_tokens: request
+            .max_tokens
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
     }
 }
 
@@ -312,8 +383,10 @@ fn dry_run(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> Resp
     let explanation = explanation(policy, plan, request);
     let body = serde_json::to_vec(&explanation).unwrap_or_default();
     let mut rsp = Response::new(full(Bytes::from(body)));
-    rsp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     rsp
 }
 
@@ -339,7 +412,11 @@ async fn send_first_available<'p>(
         };
         let exchange = Exchange::new(dialect, provider.kind);
         let body = exchange.request(request, original, &model.upstream)?;
-        match state.client.send(provider, operation, body, request.stream).await {
+        match state
+            .client
+            .send(provider, operation, body, request.stream)
+            .await
+        {
             Ok(rsp)
                 if rsp.status().is_server_error()
                     || rsp.status() == StatusCode::TOO_MANY_REQUESTS =>
@@ -383,7 +460,10 @@ impl Charge {
             route: decision.route.name.clone(),
             model: model.name.clone(),
             price: model.price,
-            baseline: policy.baseline.and_then(|b| policy.model(b)).map(|m| m.price),
+            baseline: policy
+                .baseline
+                .and_then(|b| policy.model(b))
+                .map(|m| m.price),
             streamed,
         }
     }
@@ -465,7 +545,9 @@ fn models(policy: &Policy) -> Response<Body> {
         .collect();
     let body = serde_json::json!({"object": "list", "data": data});
     let mut rsp = Response::new(full(Bytes::from(body.to_string())));
-    rsp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     rsp
 }

@@ -19,8 +19,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -49,8 +49,8 @@ pub fn build<S>(
     Error = Infallible,
     Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send,
 > + Clone
-       + Send
-       + 'static
++ Send
++ 'static
 where
     S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -84,7 +84,9 @@ pub struct RequestIdLayer {
 impl RequestIdLayer {
     fn new() -> Self {
         // Random per process, so ids from several replicas do not collide.
-        let prefix = std::collections::hash_map::RandomState::new().build_hasher().finish() as u32;
+        let prefix = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish() as u32;
         RequestIdLayer {
             prefix,
             counter: Arc::new(AtomicU64::new(0)),
