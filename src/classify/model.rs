@@ -355,13 +355,12 @@ impl<'t> Sink<'t> for Scorer<'_, 't> {
                 *a += w;
             }
         }
-        if let Some(w) = word {
-            if let Some(slot) = self.words.get_mut(self.n_words) {
-                if !w.is_empty() {
-                    *slot = (bucket, w);
-                    self.n_words += 1;
-                }
-            }
+        if let Some(w) = word
+            && let Some(slot) = self.words.get_mut(self.n_words)
+            && !w.is_empty()
+        {
+            *slot = (bucket, w);
+            self.n_words += 1;
         }
     }
 }

@@ -156,11 +156,11 @@ impl Policy {
             std::env::var(name).ok()
         })
         .map_err(Error::Invalid)?;
-        if let Some(weights) = &policy.classifier_weights {
-            if weights.is_relative() {
-                let base = path.parent().unwrap_or(Path::new("."));
-                policy.classifier_weights = Some(base.join(weights));
-            }
+        if let Some(weights) = &policy.classifier_weights
+            && weights.is_relative()
+        {
+            let base = path.parent().unwrap_or(Path::new("."));
+            policy.classifier_weights = Some(base.join(weights));
         }
         Ok(policy)
     }

@@ -151,12 +151,12 @@ impl MarkedEventReceiver for Builder {
                 if self.expecting_key() {
                     if let Some(Frame::Map { key, first, path }) = self.stack.last_mut() {
                         *key = Some((text, at));
-                        if std::mem::take(first) {
-                            if let Some(node) = self.nodes.get_mut(path.as_str()) {
-                                node.1 = at;
-                                if path.ends_with(']') {
-                                    node.0 = at;
-                                }
+                        if std::mem::take(first)
+                            && let Some(node) = self.nodes.get_mut(path.as_str())
+                        {
+                            node.1 = at;
+                            if path.ends_with(']') {
+                                node.0 = at;
                             }
                         }
                     }

@@ -286,17 +286,16 @@ pub(super) fn build(
             );
         }
     }
-    if let Some(v) = sections.get("version") {
-        if let Some(version) = cx.parse::<u32>(v, "version") {
-            if version != 1 {
-                cx.error(
-                    "version",
-                    At::Value,
-                    format!("unsupported policy version {version}"),
-                    Some("this switchyard reads `version: 1`".to_owned()),
-                );
-            }
-        }
+    if let Some(v) = sections.get("version")
+        && let Some(version) = cx.parse::<u32>(v, "version")
+        && version != 1
+    {
+        cx.error(
+            "version",
+            At::Value,
+            format!("unsupported policy version {version}"),
+            Some("this switchyard reads `version: 1`".to_owned()),
+        );
     }
     let mode = match sections.get("mode") {
         Some(v) => cx.parse::<Mode>(v, "mode").unwrap_or_default(),

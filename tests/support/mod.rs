@@ -123,10 +123,10 @@ async fn answer(reply: Reply) -> Response<MockBody> {
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(64);
             tokio::spawn(async move {
                 for (i, e) in events.into_iter().enumerate() {
-                    if let Some((at, notify)) = &gate {
-                        if *at == i {
-                            notify.notified().await;
-                        }
+                    if let Some((at, notify)) = &gate
+                        && *at == i
+                    {
+                        notify.notified().await;
                     }
                     if tx.send(Ok(Frame::data(Bytes::from(e)))).await.is_err() {
                         return;
