@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Proxy overhead, side by side: the in-repo mock upstream direct vs through switchyard, in the
+# same run, alternating. switchyard is pinned to core 0; the mock and the load generator to core 1.
+#
+#   bench/run.sh [seconds-per-run]        (default 15)
+#
+# Installs its load generator (oha, from crates.io) when missing. Prints a Markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-15}
+RATE=${RATE:-1000}
+OUT=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+cargo build --release --bin switchyard --example ttfb >&2
+command -v oha >/dev/null || cargo install oha --locked >&2
+BIN=target/release/switchyard
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+
+start_mock() { # port, per-token-us
+  taskset -c 1 "$BIN" mock-upstream --listen "127.0.0.1:$1" --per-token-us "$2" >/dev/null &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$1/v1/models"
+}
+start_proxy() { # port, upstream port
+  SWITCHYARD_BENCH_UPSTREAM="http://127.0.0.1:$2/v1" SWITCHYARD_LOG=warn \
+    taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$1" &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$1/healthz"
+}
+
+MOCK=$(free_port); start_mock "$MOCK" 0
+PROXY=$(free_port); start_proxy "$PROXY" "$MOCK"
+PROXY_PID=${PIDS[-1]}
+SMOCK=$(free_port); start_mock "$SMOCK" 200
+SPROXY=$(free_port); start_proxy "$SPROXY" "$SMOCK"
+
+# A ~1 KB chat request.
+python3 - "$OUT/body.json" <<'PY'
+import json, sys
+text = ("Our quarterly revenue report shows growth in the EMEA region, driven by the new enterprise plan "
+        "and lower churn among mid-market customers. Please summarize the key drivers in three bullet points. ") * 6
+json.dump({"model": "auto", "max_tokens": 64, "messages": [{"role": "user", "content": text[:1000]}]}, open(sys.argv[1], "w"))
+PY
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+load() { # name url extra-oha-args...
+  local name=$1 url=$2; shift 2
+  taskset -c 1 oha -z "${DUR}s" --no-tui --output-format json -m POST \
+    -H 'content-type: application/json' -D "$OUT/body.json" "$@" "$url" > "$OUT/$name.json"
+}
+
+echo "warm-up" >&2
+load warm "http://127.0.0.1:$PROXY/v1/chat/completions" -q 500 >/dev/null
+T0=$(cpu_ticks "$PROXY_PID")
+for round in 1 2; do
+  echo "round $round: ${RATE} req/s" >&2
+  load "direct-$round" "http://127.0.0.1:$MOCK/v1/chat/completions" -q "$RATE" --latency-correction
+  load "proxy-$round" "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE" --latency-correction
+done
+T1=$(cpu_ticks "$PROXY_PID")
+echo "saturation" >&2
+load direct-sat "http://127.0.0.1:$MOCK/v1/chat/completions" -c 64
+load proxy-sat "http://127.0.0.1:$PROXY/v1/chat/completions" -c 64
+echo "streaming time to first byte" >&2
+target/release/examples/ttfb "http://127.0.0.1:$SMOCK/v1/chat/completions" 2000 > "$OUT/ttfb-direct.json"
+target/release/examples/ttfb "http://127.0.0.1:$SPROXY/v1/chat/completions" 2000 > "$OUT/ttfb-proxy.json"
+RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
+TICKS=$(getconf CLK_TCK)
+
+python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" <<'PY'
+import json, sys
+out, rss_kb, ticks, hz, rate, dur = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+def r(name): return json.load(open(f"{out}/{name}.json"))
+def pct(d, p): return d["latencyPercentiles"][p] * 1e6
+rows = []
+for n in (1, 2):
+    d, p = r(f"direct-{n}"), r(f"proxy-{n}")
+    rows.append([pct(p, k) - pct(d, k) for k in ("p50", "p90", "p99")] + [pct(d, "p50"), pct(p, "p50"), pct(d, "p99"), pct(p, "p99"), p["summary"]["successRate"]])
+print(f"| {rate} req/s, 1 KB prompt, {dur} s per run | p50 | p90 | p99 |")
+print("|---|---|---|---|")
+for i, row in enumerate(rows, 1):
+    print(f"| round {i}: direct | {row[3]:.0f} µs | | {row[5]:.0f} µs |")
+    print(f"| round {i}: through switchyard | {row[4]:.0f} µs | | {row[6]:.0f} µs |")
+    print(f"| round {i}: **added** | **{row[0]:.0f} µs** | {row[1]:.0f} µs | **{row[2]:.0f} µs** |")
+ds, ps = r("direct-sat"), r("proxy-sat")
+print()
+print(f"| saturation (64 connections) | req/s | p50 | p99 | success |")
+print("|---|---|---|---|---|")
+for name, d in (("direct", ds), ("through switchyard", ps)):
+    print(f"| {name} | {d['summary']['requestsPerSec']:.0f} | {pct(d,'p50'):.0f} µs | {pct(d,'p99'):.0f} µs | {d['summary']['successRate']*100:.1f}% |")
+td, tp = json.load(open(f"{out}/ttfb-direct.json")), json.load(open(f"{out}/ttfb-proxy.json"))
+print()
+print("| streaming (2,000 sequential streams) | TTFB p50 | TTFB p99 | inter-chunk gap p50 | gap p99 |")
+print("|---|---|---|---|---|")
+for name, t in (("direct", td), ("through switchyard", tp)):
+    print(f"| {name} | {t['ttfb_us']['p50']} µs | {t['ttfb_us']['p99']} µs | {t['inter_chunk_gap_us']['p50']} µs | {t['inter_chunk_gap_us']['p99']} µs |")
+print(f"| **added** | **{tp['ttfb_us']['p50']-td['ttfb_us']['p50']} µs** | **{tp['ttfb_us']['p99']-td['ttfb_us']['p99']} µs** | | |")
+reqs = sum(r(f"proxy-{n}")["summary"]["requestsPerSec"] * dur for n in (1, 2))
+print()
+print(f"switchyard peak RSS (VmHWM) after all runs: {rss_kb/1024:.1f} MiB; CPU: {ticks/hz/reqs*1000:.3f} s per 1,000 requests at {rate} req/s")
+PY
