@@ -29,6 +29,7 @@ pub mod server;
 pub mod tally;
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -42,6 +43,8 @@ pub use server::AppState;
 pub enum StartError {
     #[error("cannot build the upstream client")]
     Client(#[from] providers::Error),
+    #[error("cannot open the ledger")]
+    Ledger(#[from] budget::Error),
     #[error("cannot load classifier weights {path}")]
     Classifier {
         path: String,
@@ -70,13 +73,35 @@ pub fn load_classifier(policy: &Policy) -> Result<classify::Model, StartError> {
     }
 }
 
-/// Build the shared state for `policy` and `limits`.
-pub fn state(policy: Policy, limits: Limits) -> Result<AppState, StartError> {
+/// The current time, for budget windows. Injected so tests can move it.
+pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(jiff::Timestamp::now)
+}
+
+/// Build the shared state: the ledger in `data_dir` (SQLite), the system clock.
+pub fn state(policy: Policy, limits: Limits, data_dir: &Path) -> Result<AppState, StartError> {
+    state_with_clock(policy, limits, data_dir, system_clock())
+}
+
+/// `state` with an injected clock.
+pub fn state_with_clock(
+    policy: Policy,
+    limits: Limits,
+    data_dir: &Path,
+    clock: Clock,
+) -> Result<AppState, StartError> {
     let classifier = load_classifier(&policy)?;
+    let store = budget::Store::Sqlite(budget::SqliteStore::open(data_dir)?);
+    let ledger = budget::Ledger::open(store, policy.budgets.clone(), clock())?;
     Ok(AppState {
         policy: PolicyHandle::new(policy),
         client: providers::Client::new(limits.connect_timeout)?,
         classifier: Arc::new(classifier),
+        ledger,
+        clock,
         tally: Arc::new(tally::Tally::default()),
         limits,
     })
@@ -88,5 +113,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    server::serve(listener, state, shutdown).await
+    let ledger = state.ledger.clone();
+    server::serve(listener, state, shutdown).await?;
+    // Every charge of every drained request is on disk before we return.
+    if let Err(err) = ledger.flush().await {
+        tracing::error!(error = %err, "flushing the ledger failed");
+    }
+    Ok(())
 }

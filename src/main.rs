@@ -241,8 +241,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         ..Limits::default()
     };
-    let _reserved = (&args.admin_listen, &args.data_dir);
-    let state = switchyard::state(policy, limits)?;
+    let _reserved = &args.admin_listen;
+    let state = switchyard::state(policy, limits, &args.data_dir)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -128,7 +128,9 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
         addr: opts.listen,
         source,
     })?;
-    let state = crate::state(policy, Limits::default()).map_err(Error::Proxy)?;
+    // The demo's ledger lives in a fresh temporary directory, removed when the demo ends.
+    let data_dir = std::env::temp_dir().join(format!("switchyard-demo-{}", std::process::id()));
+    let state = crate::state(policy, Limits::default(), &data_dir).map_err(Error::Proxy)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::run(state.clone(), listener, async {
         // A dropped sender also means stop.
@@ -162,11 +164,14 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
     }
     // The receiver is gone only if the server already stopped.
     let _sent = stop_tx.send(());
-    match server.await {
-        Ok(result) => result.map_err(Error::Serve)?,
-        Err(join) => return Err(Error::Serve(std::io::Error::other(join))),
-    }
-    Ok(summary)
+    let served = match server.await {
+        Ok(result) => result.map_err(Error::Serve),
+        Err(join) => Err(Error::Serve(std::io::Error::other(join))),
+    };
+    drop(state);
+    // Best effort: a leftover temporary directory is harmless.
+    let _removed = std::fs::remove_dir_all(&data_dir);
+    served.map(|()| summary)
 }
 
 /// What a demo run did, for callers that check it.

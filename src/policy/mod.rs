@@ -44,6 +44,10 @@ pub struct Policy {
     /// Classifier weights to use instead of the embedded ones (as written in the policy;
     /// relative paths are relative to the policy file).
     pub classifier_weights: Option<std::path::PathBuf>,
+    /// Monthly caps, in policy order (the first that refuses is named in a 429).
+    pub budgets: Vec<crate::budget::BudgetSpec>,
+    /// Virtual keys (names, teams, SHA-256 hashes). Empty: every client is anonymous.
+    pub keys: Vec<VirtualKey>,
     /// Whether a client may pin a tier with `x-switchyard-tier: open|frontier`.
     pub allow_tier_header: bool,
     model_index: HashMap<Arc<str>, usize>,
@@ -83,6 +87,14 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// A virtual key as the policy holds it: never the key, only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct VirtualKey {
+    pub name: Arc<str>,
+    pub team: Option<Arc<str>>,
+    pub sha256: [u8; 32],
 }
 
 /// A logical model: what routes name, what the ledger records.

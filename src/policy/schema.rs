@@ -23,6 +23,8 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "baseline",
     "classifier",
     "allow_tier_header",
+    "budgets",
+    "keys",
 ];
 
 /// `classifier:`: replace the embedded weights.
@@ -193,7 +195,7 @@ pub(super) struct RawThresholds {
 /// A number in 0..=1.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(try_from = "f64")]
-pub(super) struct Fraction(pub f32);
+pub(crate) struct Fraction(pub f32);
 
 impl TryFrom<f64> for Fraction {
     type Error = String;
@@ -301,4 +303,87 @@ pub(super) struct RawEffect {
     pub task: Option<Task>,
     #[serde(default)]
     pub difficulty: Option<Difficulty>,
+}
+
+/// One entry of `budgets:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBudget {
+    pub name: String,
+    #[serde(default)]
+    pub scope: RawScope,
+    pub limit_usd: UsdAmount,
+    /// IANA name; months reset at local midnight on the 1st. Default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub on_limit: RawOnLimit,
+    #[serde(default)]
+    pub downgrade_at: Option<Fraction>,
+    #[serde(default)]
+    pub warn_at: Vec<Fraction>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawScope {
+    #[default]
+    Global,
+    Team,
+    Key,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawOnLimit {
+    #[default]
+    Reject,
+    Downgrade,
+}
+
+/// A positive amount of USD, at most one billion; becomes integer micro-dollars here.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "f64")]
+pub(super) struct UsdAmount(pub MicroUsd);
+
+impl TryFrom<f64> for UsdAmount {
+    type Error = String;
+    fn try_from(usd: f64) -> Result<Self, String> {
+        if !(usd > 0.0 && usd <= 1e9) {
+            return Err(format!("{usd} is outside 0 < USD <= 1000000000"));
+        }
+        Ok(UsdAmount(MicroUsd::from_usd_rounded(usd)))
+    }
+}
+
+/// One entry of `keys:`: a virtual key's name, team and SHA-256 (never the key itself).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub name: String,
+    #[serde(default)]
+    pub team: Option<String>,
+    pub sha256: Sha256Hex,
+}
+
+/// 64 hexadecimal digits.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct Sha256Hex(pub [u8; 32]);
+
+impl TryFrom<String> for Sha256Hex {
+    type Error = String;
+    fn try_from(hex: String) -> Result<Self, String> {
+        let bad =
+            || "expected 64 hexadecimal digits (the output of `switchyard keys hash`)".to_owned();
+        if hex.len() != 64 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            let pair = hex.get(2 * i..2 * i + 2).ok_or_else(bad)?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+        }
+        Ok(Sha256Hex(out))
+    }
 }

@@ -12,10 +12,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
+use super::VirtualKey;
 use super::position::{Index, join_index, join_key};
 use super::schema::{
-    Mode, ModelKind, OneOrMany, RawClassifier, RawModel, RawProvider, RawRoute, RawRule,
-    RawThresholds, TOP_LEVEL_KEYS,
+    Mode, ModelKind, OneOrMany, RawBudget, RawClassifier, RawKey, RawModel, RawOnLimit,
+    RawProvider, RawRoute, RawRule, RawScope, RawThresholds, TOP_LEVEL_KEYS,
 };
 use super::{
     DEFAULT_MAX_OUTPUT_TOKENS, Diagnostic, Model, Policy, ProviderSpec, Route, Rule, Secret,
@@ -373,6 +374,8 @@ pub(super) fn build(
         .get("allow_tier_header")
         .and_then(|v| cx.parse::<bool>(v, "allow_tier_header"))
         .unwrap_or(false);
+    let budgets = budgets(sections.get("budgets").copied(), &mut cx);
+    let keys = keys(sections.get("keys").copied(), &mut cx);
 
     if !cx.diagnostics.is_empty() {
         cx.diagnostics
@@ -395,6 +398,8 @@ pub(super) fn build(
         thresholds,
         classifier_weights,
         allow_tier_header,
+        budgets,
+        keys,
         model_index,
         requestable,
     })
@@ -756,6 +761,123 @@ fn rules(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<Rule> {
             headers,
             task: raw.then.task,
             difficulty: raw.then.difficulty,
+        });
+    }
+    out
+}
+
+fn list<'v>(section: Option<&'v Value>, name: &str, cx: &mut Cx<'_>) -> &'v [Value] {
+    match section {
+        Some(Value::Sequence(items)) => items,
+        Some(_) => {
+            cx.error(name, At::Value, format!("`{name}` must be a list"), None);
+            &[]
+        }
+        None => &[],
+    }
+}
+
+/// Names end up in ledger columns and metric labels: plain printable text only.
+fn check_name(name: &str, path: &str, cx: &mut Cx<'_>) {
+    if name.is_empty() || name.chars().any(char::is_control) {
+        cx.error(
+            path,
+            At::Value,
+            "a name must be non-empty printable text".to_owned(),
+            None,
+        );
+    }
+}
+
+fn budgets(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<crate::budget::BudgetSpec> {
+    use crate::budget::{BudgetSpec, OnLimit, Ppm, Scope};
+    let mut out: Vec<BudgetSpec> = Vec::new();
+    for (i, value) in list(section, "budgets", cx).iter().enumerate() {
+        let path = join_index("budgets", i);
+        let Some(raw) = cx.parse::<RawBudget>(value, &path) else {
+            continue;
+        };
+        check_name(&raw.name, &join_key(&path, "name"), cx);
+        if out.iter().any(|b| *b.name == *raw.name) {
+            cx.error(
+                &join_key(&path, "name"),
+                At::Value,
+                format!("budget name `{}` is used twice", raw.name),
+                Some("spend is kept per budget name: give each budget its own".to_owned()),
+            );
+        }
+        let timezone = match raw.timezone.as_deref() {
+            None => jiff::tz::TimeZone::UTC,
+            Some(name) => match jiff::tz::TimeZone::get(name) {
+                Ok(tz) => tz,
+                Err(_) => {
+                    cx.error(
+                        &join_key(&path, "timezone"),
+                        At::Value,
+                        format!("unknown time zone `{name}`"),
+                        Some(
+                            "use an IANA name such as `Europe/Berlin` or `Asia/Kuala_Lumpur`"
+                                .to_owned(),
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
+        let ppm = |f: super::schema::Fraction| {
+            Ppm::from_fraction_rounded(f64::from(f.0)).unwrap_or(Ppm::ONE)
+        };
+        out.push(BudgetSpec {
+            name: raw.name.as_str().into(),
+            scope: match raw.scope {
+                RawScope::Global => Scope::Global,
+                RawScope::Team => Scope::Team,
+                RawScope::Key => Scope::Key,
+            },
+            limit: raw.limit_usd.0,
+            timezone,
+            on_limit: match raw.on_limit {
+                RawOnLimit::Reject => OnLimit::Reject,
+                RawOnLimit::Downgrade => OnLimit::Downgrade,
+            },
+            downgrade_at: raw.downgrade_at.map(ppm),
+            warn_at: raw.warn_at.into_iter().map(ppm).collect(),
+        });
+    }
+    out
+}
+
+fn keys(section: Option<&Value>, cx: &mut Cx<'_>) -> Vec<VirtualKey> {
+    let mut out: Vec<VirtualKey> = Vec::new();
+    for (i, value) in list(section, "keys", cx).iter().enumerate() {
+        let path = join_index("keys", i);
+        let Some(raw) = cx.parse::<RawKey>(value, &path) else {
+            continue;
+        };
+        check_name(&raw.name, &join_key(&path, "name"), cx);
+        if out.iter().any(|k| *k.name == *raw.name) {
+            cx.error(
+                &join_key(&path, "name"),
+                At::Value,
+                format!("key name `{}` is used twice", raw.name),
+                None,
+            );
+        }
+        if out.iter().any(|k| k.sha256 == raw.sha256.0) {
+            cx.error(
+                &join_key(&path, "sha256"),
+                At::Value,
+                "this hash is used by another key".to_owned(),
+                Some("make a fresh key with `switchyard keys new`".to_owned()),
+            );
+        }
+        if let Some(team) = &raw.team {
+            check_name(team, &join_key(&path, "team"), cx);
+        }
+        out.push(VirtualKey {
+            name: raw.name.as_str().into(),
+            team: raw.team.as_deref().map(Arc::from),
+            sha256: raw.sha256.0,
         });
     }
     out

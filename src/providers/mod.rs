@@ -22,7 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::policy::{ProviderKind, ProviderSpec};
 
 pub use crate::budget::Usage;
-pub use usage_tap::{Settle, StreamEnd, StreamMode, UsageTap};
+pub use usage_tap::{Durability, Settle, StreamEnd, StreamMode, UsageTap};
 
 /// Boxed error for response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -70,7 +70,13 @@ impl StreamEnd {
 }
 
 /// Called once with the usage (reported, or estimated when `estimated`) and how it ended.
-pub type Settle = Box<dyn FnOnce(Usage, bool, StreamEnd) + Send>;
+/// Returns a future that resolves when the charge is durable; the stream's last bytes are held
+/// until it does, so a client that saw the end of its stream was charged even if the process
+/// is killed right after.
+pub type Settle = Box<dyn FnOnce(Usage, bool, StreamEnd) -> Durability + Send>;
+
+/// Resolves when a settled charge is durable.
+pub type Durability = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 pub struct UsageTap {
     inner: Incoming,
@@ -82,6 +88,9 @@ pub struct UsageTap {
     read_timeout: Duration,
     idle: Pin<Box<Sleep>>,
     settle: Option<Settle>,
+    /// The charge's durability, awaited before the bytes in `held` go out.
+    durability: Option<Durability>,
+    held: Option<Bytes>,
     finished: bool,
 }
 
@@ -103,6 +112,8 @@ impl UsageTap {
             read_timeout,
             idle: Box::pin(tokio::time::sleep(read_timeout)),
             settle: Some(settle),
+            durability: None,
+            held: None,
             finished: false,
         }
     }
@@ -210,7 +221,40 @@ impl UsageTap {
                     true,
                 ),
             };
-            settle(usage, estimated, end);
+            self.durability = Some(settle(usage, estimated, end));
+        }
+    }
+
+    /// Bytes to send now, or held until the charge is durable.
+    fn emit(
+        &mut self,
+        bytes: Option<Bytes>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(durability) = self.durability.as_mut() {
+            if durability.as_mut().poll(cx).is_pending() {
+                if let Some(b) = bytes {
+                    self.held = Some(match self.held.take() {
+                        Some(h) => Bytes::from([h, b].concat()),
+                        None => b,
+                    });
+                }
+                return Poll::Pending;
+            }
+            self.durability = None;
+        }
+        let out = match (self.held.take(), bytes) {
+            (Some(a), Some(b)) => Some(Bytes::from([a, b].concat())),
+            (a, b) => a.or(b),
+        };
+        match out {
+            Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            None if self.finished => Poll::Ready(None),
+            None => {
+                // Nothing to send yet: poll again rather than stall.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
         }
     }
 
@@ -269,6 +313,16 @@ impl Body for UsageTap {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        // The charge must be durable before the stream's last bytes go out.
+        if let Some(durability) = this.durability.as_mut() {
+            if durability.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.durability = None;
+        }
+        if let Some(held) = this.held.take() {
+            return Poll::Ready(Some(Ok(Frame::data(held))));
+        }
         if this.finished {
             return Poll::Ready(None);
         }
@@ -282,14 +336,22 @@ impl Body for UsageTap {
                     let deadline = Instant::now() + this.read_timeout;
                     this.idle.as_mut().reset(deadline);
                     match this.drain(false) {
-                        Ok(Some(bytes)) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                        Ok(None) => continue,
+                        Ok(Some(bytes)) => return this.emit(Some(bytes), cx),
+                        Ok(None) => {
+                            if let Some(durability) = this.durability.as_mut() {
+                                if durability.as_mut().poll(cx).is_pending() {
+                                    return Poll::Pending;
+                                }
+                                this.durability = None;
+                            }
+                            continue;
+                        }
                         Err(too_large) => {
                             tracing::warn!(error = %too_large, "upstream stream rejected");
                             this.finished = true;
                             this.settle(StreamEnd::UpstreamFailed);
                             let bytes = this.error_event("the upstream stream was malformed");
-                            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                            return this.emit(Some(bytes), cx);
                         }
                     }
                 }
@@ -298,7 +360,7 @@ impl Body for UsageTap {
                     this.finished = true;
                     this.settle(StreamEnd::UpstreamFailed);
                     let bytes = this.error_event("the upstream stream was interrupted");
-                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                    return this.emit(Some(bytes), cx);
                 }
                 Poll::Ready(None) => {
                     this.finished = true;
@@ -309,7 +371,7 @@ impl Body for UsageTap {
                         (Some(a), Some(b)) => Some(Bytes::from([a, b].concat())),
                         (a, b) => a.or(b),
                     };
-                    return Poll::Ready(bytes.map(|b| Ok(Frame::data(b))));
+                    return this.emit(bytes, cx);
                 }
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
@@ -317,7 +379,7 @@ impl Body for UsageTap {
                         this.finished = true;
                         this.settle(StreamEnd::UpstreamFailed);
                         let bytes = this.error_event("the upstream stream timed out");
-                        return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                        return this.emit(Some(bytes), cx);
                     }
                     return Poll::Pending;
                 }
@@ -342,4 +404,4 @@ impl Drop for UsageTap {
     }
 }
 
-use std::future::Future as _;
+use std::future::Future;

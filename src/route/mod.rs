@@ -51,6 +51,16 @@ pub enum Reason<'p> {
     },
     /// The client asked for a tier pin the policy does not allow.
     TierPinRefused,
+    /// A candidate's worst-case cost did not fit a budget.
+    OverBudget {
+        model: &'p str,
+    },
+    /// A budget with `on_limit: downgrade` refused; a cheaper model that fits was chosen.
+    Downgraded {
+        model: &'p str,
+    },
+    /// A budget is past `downgrade_at`: frontier models are kept for hard requests.
+    FrontierKeptForHard,
 }
 
 impl fmt::Display for Reason<'_> {
@@ -70,6 +80,19 @@ impl fmt::Display for Reason<'_> {
             Reason::TierPinRefused => {
                 write!(f, "x-switchyard-tier ignored: the policy does not allow it")
             }
+            Reason::OverBudget { model } => {
+                write!(
+                    f,
+                    "model `{model}` skipped: its worst-case cost does not fit a budget"
+                )
+            }
+            Reason::Downgraded { model } => {
+                write!(f, "downgraded to `{model}`: a budget is at its cap")
+            }
+            Reason::FrontierKeptForHard => write!(
+                f,
+                "frontier models kept for hard requests: a budget is past `downgrade_at`"
+            ),
         }
     }
 }

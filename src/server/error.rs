@@ -24,6 +24,12 @@ pub enum ApiError {
         name: &'static str,
         expected: &'static str,
     },
+    #[error("Incorrect API key provided.")]
+    Unauthorized,
+    #[error("{}", budget_message(.0))]
+    BudgetExceeded(crate::budget::Exhausted),
+    #[error("recording the charge failed")]
+    Ledger(#[source] crate::budget::Error),
     #[error("no route in the policy serves this request")]
     NoRoute,
     #[error("Unknown request URL: {method} {path}")]
@@ -77,6 +83,21 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_header",
+            ),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_api_key",
+            ),
+            Self::BudgetExceeded(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "budget_exceeded",
+            ),
+            Self::Ledger(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "internal_error",
             ),
             Self::NoRoute => (StatusCode::SERVICE_UNAVAILABLE, "api_error", "no_route"),
             Self::NotFound { .. } => (
@@ -139,6 +160,18 @@ impl ApiError {
             Dialect::Anthropic => anthropic_error(status, &message),
         }
     }
+}
+
+/// Names the budget and when it resets; never the key's secret (scope ids are key and team
+/// *names*).
+fn budget_message(e: &crate::budget::Exhausted) -> String {
+    format!(
+        "The monthly budget `{}` ({}) is spent: limit ${:.2}; it resets at {}.",
+        e.budget,
+        e.scope_id,
+        e.limit.as_usd(),
+        e.resets_at
+    )
 }
 
 /// `e: cause: cause…` for logs.

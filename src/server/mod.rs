@@ -4,9 +4,11 @@
 //! Shutdown: when the `shutdown` future resolves, stop accepting, let in-flight requests and
 //! streams finish for up to `Limits::shutdown_grace`, then return.
 
+mod auth;
 mod error;
 mod exchange;
 mod proxy;
+mod spend;
 mod stack;
 
 use std::future::Future;
@@ -25,6 +27,7 @@ use crate::policy::PolicyHandle;
 use crate::providers::{self, BoxError};
 use crate::tally::Tally;
 
+pub use auth::hash_key;
 pub use error::{ApiError, json_error};
 pub use proxy::explain;
 
@@ -35,6 +38,8 @@ pub const HEADER_ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route
 pub const HEADER_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
 pub const HEADER_REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
 pub const HEADER_COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+pub const HEADER_REMAINING: HeaderName =
+    HeaderName::from_static("x-switchyard-budget-remaining-usd");
 pub const HEADER_TASK: HeaderName = HeaderName::from_static("x-switchyard-task");
 pub const HEADER_DIFFICULTY: HeaderName = HeaderName::from_static("x-switchyard-difficulty");
 /// Request header: a client pins `open` or `frontier` (where the policy allows it).
@@ -51,6 +56,10 @@ pub struct AppState {
     pub client: providers::Client,
     /// The task and difficulty model (immutable).
     pub classifier: Arc<crate::classify::Model>,
+    /// Budgets and the ledger (internally synchronised; see `budget`).
+    pub ledger: crate::budget::Ledger,
+    /// The time, for budget windows; injectable so tests can cross a month boundary.
+    pub clock: crate::Clock,
     /// Running totals (a concurrent map).
     pub tally: Arc<Tally>,
     pub limits: Limits,

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -17,16 +18,16 @@ use super::error::{ApiError, Dialect, full};
 use super::exchange::{self, Exchange};
 use super::stack::RequestId;
 use super::{
-    AppState, Body, HEADER_COST, HEADER_DIFFICULTY, HEADER_DRY_RUN, HEADER_MODEL, HEADER_ROUTE,
-    HEADER_TASK, HEADER_TIER,
+    AppState, Body, HEADER_COST, HEADER_DIFFICULTY, HEADER_DRY_RUN, HEADER_MODEL, HEADER_REMAINING,
+    HEADER_ROUTE, HEADER_TASK, HEADER_TIER,
 };
-use crate::budget::{MicroUsd, Price, Usage};
+use super::{auth, spend};
+use crate::budget::{Reservation, Usage};
 use crate::chat;
 use crate::classify::{self, Classification, Difficulty, Task};
 use crate::policy::{Model, ModelKind, Policy, Tier};
 use crate::providers::{self, Operation, StreamEnd, UsageTap, estimate_tokens};
 use crate::route::{self, Decision, Facts, NoRoute, Reason, RuleInput};
-use crate::tally::{Entry, Tally};
 
 /// Dispatch by method and path; every error becomes a response in the client's shape here.
 pub async fn route_request(
@@ -89,7 +90,10 @@ async fn complete(
     endpoint: Endpoint,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let started = Instant::now();
     let (parts, body) = req.into_parts();
+    let policy = state.policy.snapshot();
+    let tenant = auth::authenticate(&policy, &parts.headers)?;
     let bytes = read_body(body, state.limits.max_body_bytes).await?;
     let (parse_kind, model_kind, operation) = match endpoint {
         Endpoint::Chat => (chat::Kind::Chat, ModelKind::Chat, Operation::Chat),
@@ -101,7 +105,6 @@ async fn complete(
         ),
     };
     let request = chat::parse(&bytes, parse_kind)?;
-    let policy = state.policy.snapshot();
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
@@ -120,12 +123,56 @@ async fn complete(
         return Ok(dry_run(&policy, plan, &request));
     }
     let (class_task, class_difficulty) = (plan.task, plan.difficulty);
-    let decision = plan.decision.map_err(|none| {
+    let mut decision = plan.decision.map_err(|none| {
         let reasons: Vec<String> = none.reasons.iter().map(ToString::to_string).collect();
         tracing::info!(reasons = ?reasons, "no route");
         ApiError::NoRoute
     })?;
-    let (model, exchange, upstream) = send_first_available(
+
+    // Money: reserve the worst case before anything is sent.
+    let now = (state.clock)();
+    let input_estimate = estimate_tokens(request.input_chars);
+    let facts = spend::Facts {
+        request_id: request_id.to_owned(),
+        tenant: tenant.clone(),
+        route: decision.route.name.clone(),
+        task: class_task.map(Task::as_str),
+        difficulty: class_difficulty.map(Difficulty::as_str),
+        difficulty_score: plan.classification.as_ref().map(|c| c.difficulty_score),
+        started,
+        now,
+    };
+    let statuses = state.ledger.status(&tenant, now);
+    spend::keep_frontier_for_hard(
+        &policy,
+        &mut decision,
+        class_difficulty,
+        &statuses,
+        model_kind,
+    );
+    let reservation = match spend::reserve(
+        &state.ledger,
+        &policy,
+        &tenant,
+        &mut decision,
+        input_estimate,
+        request.max_tokens,
+        now,
+    ) {
+        Ok(r) => r,
+        Err(exhausted) => {
+            // The refusal leaves its row too; nobody waits for it.
+            drop(state.ledger.record(facts.row("", "", "rejected")));
+            return Err(ApiError::BudgetExceeded(exhausted));
+        }
+    };
+
+    let Sent {
+        model,
+        exchange,
+        upstream,
+        mut reservation,
+    } = send_first_available(
         state,
         &policy,
         &decision,
@@ -133,15 +180,11 @@ async fn complete(
         &bytes,
         endpoint.dialect(),
         operation,
+        reservation,
+        &facts,
     )
     .await?;
-    let charge = Charge::new(
-        state.tally.clone(),
-        &policy,
-        &decision,
-        model,
-        request.stream,
-    );
+    reservation.set_drop_row(facts.row(&model.name, model.tier.as_str(), "dropped"));
     let read_timeout = policy
         .provider_of(model)
         .map_or(state.limits.request_timeout, |p| p.read_timeout);
@@ -158,11 +201,12 @@ async fn complete(
             HeaderValue::from_static(difficulty.as_str()),
         );
     }
-    let input_estimate = estimate_tokens(request.input_chars);
 
     if !status.is_success() {
-        // Nothing was generated. Same wire format: the client reads the upstream's own error,
-        // unchanged. Translated: re-shaped for the client, status kept.
+        // Nothing was generated: release the hold. Same wire format: the client reads the
+        // upstream's own error, unchanged. Translated: re-shaped for the client, status kept.
+        let row = facts.row(&model.name, model.tier.as_str(), "upstream_rejected");
+        drop(reservation.release(row));
         if exchange.is_passthrough() {
             if let Some(ct) = upstream.headers().get(header::CONTENT_TYPE) {
                 headers.insert(header::CONTENT_TYPE, ct.clone());
@@ -182,15 +226,35 @@ async fn complete(
             message: exchange::upstream_error_message(&body),
         });
     }
+    let charge = spend::Charge::new(
+        reservation,
+        facts,
+        state.tally.clone(),
+        &policy,
+        model,
+        request.stream,
+    );
     if request.stream {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Some(remaining) = spend::tightest_remaining(&state.ledger.status(&tenant, now)) {
+            headers.insert(
+                HEADER_REMAINING,
+                header_value(&format!("{:.6}", remaining.as_usd())),
+            );
+        }
         let mode = exchange.stream_mode(&request, &model.upstream, request_id);
         let settle = Box::new(move |usage: Usage, estimated: bool, end: StreamEnd| {
-            charge.settle(usage, estimated, end);
+            let (_cost, durable) = charge.settle(usage, estimated, end);
+            let durability: providers::Durability = Box::pin(async move {
+                if let Err(err) = durable.await {
+                    tracing::error!(error = %err, "ledger write failed");
+                }
+            });
+            durability
         });
         let tap = UsageTap::new(
             upstream.into_body(),
@@ -224,12 +288,20 @@ async fn complete(
             true,
         ),
     };
-    let cost = charge.settle(usage, estimated, StreamEnd::Completed);
+    let (cost, durable) = charge.settle(usage, estimated, StreamEnd::Completed);
+    // The client sees its answer only once the charge is durable.
+    durable.await.map_err(ApiError::Ledger)?;
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
+    if let Some(remaining) = spend::tightest_remaining(&state.ledger.status(&tenant, now)) {
+        headers.insert(
+            HEADER_REMAINING,
+            header_value(&format!("{:.6}", remaining.as_usd())),
+        );
+    }
     Ok(with_headers(Response::new(full(body)), status, headers))
 }
 
@@ -390,9 +462,20 @@ fn dry_run(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> Resp
     rsp
 }
 
+/// The candidate that answered, with its response and the request's reservation.
+struct Sent<'p> {
+    model: &'p Model,
+    exchange: Exchange,
+    upstream: Response<Incoming>,
+    reservation: Reservation,
+}
+
 /// Try each candidate in order. Falls back on connect errors, header timeouts, 429 and 5xx —
-/// all before any byte reached the client. A request the client wrote that cannot be
-/// translated for a candidate's provider is the client's error, not a reason to fall back.
+/// all before any byte reached the client — moving the one reservation to the next
+/// candidate's worst case (a candidate whose worst case does not fit is skipped). A request
+/// the client wrote that cannot be translated for a candidate's provider is the client's
+/// error, not a reason to fall back.
+#[allow(clippy::too_many_arguments)]
 async fn send_first_available<'p>(
     state: &AppState,
     policy: &'p Policy,
@@ -401,15 +484,25 @@ async fn send_first_available<'p>(
     original: &[u8],
     dialect: Dialect,
     operation: Operation,
-) -> Result<(&'p Model, Exchange, Response<Incoming>), ApiError> {
+    mut reservation: Reservation,
+    facts: &spend::Facts,
+) -> Result<Sent<'p>, ApiError> {
     let mut last: Option<providers::Error> = None;
-    for index in &decision.candidates {
+    let input_tokens = estimate_tokens(request.input_chars);
+    for (attempt, index) in decision.candidates.iter().enumerate() {
         let Some(model) = policy.model(*index) else {
             continue;
         };
         let Some(provider) = policy.provider_of(model) else {
             continue;
         };
+        if attempt > 0 {
+            let worst = spend::worst_case(model, input_tokens, request.max_tokens);
+            if let Err(refused) = reservation.resize(worst) {
+                tracing::info!(model = %model.name, budget = %refused.budget, "fallback skipped: over budget");
+                continue;
+            }
+        }
         let exchange = Exchange::new(dialect, provider.kind);
         let body = exchange.request(request, original, &model.upstream)?;
         match state
@@ -427,72 +520,22 @@ async fn send_first_available<'p>(
                     status: rsp.status(),
                 });
             }
-            Ok(rsp) => return Ok((model, exchange, rsp)),
+            Ok(upstream) => {
+                return Ok(Sent {
+                    model,
+                    exchange,
+                    upstream,
+                    reservation,
+                });
+            }
             Err(err) => {
                 tracing::warn!(model = %model.name, error = %err, "provider unavailable; trying the next candidate");
                 last = Some(err);
             }
         }
     }
+    drop(reservation.release(facts.row("", "", "upstream_error")));
     Err(last.map_or(ApiError::NoRoute, ApiError::from))
-}
-
-/// What a finished response is charged, computed once at settle time.
-struct Charge {
-    tally: Arc<Tally>,
-    route: Arc<str>,
-    model: Arc<str>,
-    price: Price,
-    baseline: Option<Price>,
-    streamed: bool,
-}
-
-impl Charge {
-    fn new(
-        tally: Arc<Tally>,
-        policy: &Policy,
-        decision: &Decision<'_>,
-        model: &Model,
-        streamed: bool,
-    ) -> Charge {
-        Charge {
-            tally,
-            route: decision.route.name.clone(),
-            model: model.name.clone(),
-            price: model.price,
-            baseline: policy
-                .baseline
-                .and_then(|b| policy.model(b))
-                .map(|m| m.price),
-            streamed,
-        }
-    }
-
-    fn settle(&self, usage: Usage, estimated: bool, end: StreamEnd) -> MicroUsd {
-        let cost = self.price.cost(&usage);
-        let baseline_cost = self.baseline.map_or(cost, |p| p.cost(&usage));
-        self.tally.record(&Entry {
-            route: &self.route,
-            model: &self.model,
-            usage,
-            cost,
-            baseline_cost,
-            estimated,
-            streamed: self.streamed,
-        });
-        tracing::debug!(
-            route = %self.route,
-            model = %self.model,
-            input_tokens = usage.input,
-            cached_input_tokens = usage.cached_input,
-            output_tokens = usage.output,
-            cost_usd = cost.as_usd(),
-            estimated,
-            end = end.as_str(),
-            "charged"
-        );
-        cost
-    }
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {

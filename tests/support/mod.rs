@@ -167,6 +167,7 @@ fn sse_response(
 /// switchyard running in-process.
 pub struct Proxy {
     pub addr: SocketAddr,
+    pub data_dir: tempfile::TempDir,
     pub state: switchyard::AppState,
     stop: Option<oneshot::Sender<()>>,
     pub done: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -191,7 +192,8 @@ pub async fn proxy(policy_yaml: &str) -> Proxy {
 pub async fn proxy_with(policy_yaml: &str, limits: switchyard::Limits) -> Proxy {
     let policy = switchyard::Policy::from_yaml("test.yaml", policy_yaml, &|_| None)
         .unwrap_or_else(|e| panic!("{e:#?}"));
-    let state = switchyard::state(policy, limits).unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let state = switchyard::state(policy, limits, data_dir.path()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -200,6 +202,7 @@ pub async fn proxy_with(policy_yaml: &str, limits: switchyard::Limits) -> Proxy 
     }));
     Proxy {
         addr,
+        data_dir,
         state,
         stop: Some(tx),
         done,

@@ -1,0 +1,206 @@
+//! Where ledger rows and committed spend live: `enum Store { Sqlite }` (PostgreSQL comes later).
+//!
+//! The store is the durable half of the ledger. It never decides anything about money: the
+//! in-memory counters in `Ledger` are authoritative while the process runs; the store is what
+//! they are rebuilt from (`spend_by_budget`) and what reports read (`daily`, `requests`).
+//!
+//! Invariant: a row and every rollup it moves are written in one transaction, and a `Durable`
+//! resolves `Ok` only after that transaction committed.
+
+mod schema;
+mod sqlite;
+
+#[cfg(test)]
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+use super::Error;
+use super::money::MicroUsd;
+use super::row::Row;
+use super::window::MonthId;
+
+pub use sqlite::SqliteStore;
+
+/// The ledger's storage backend. An enum, not a trait object: every backend is known here.
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+/// One budget copy a row moved, and the month (in that budget's zone) it moved it in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Charge {
+    pub budget: Arc<str>,
+    pub scope_id: Arc<str>,
+    pub month: MonthId,
+}
+
+/// Committed spend of one budget copy in one month, as `spend_by_budget` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SpendRow {
+    pub charge: Charge,
+    pub spent: MicroUsd,
+    pub overshoot: MicroUsd,
+}
+
+/// A dimension the dashboard and `report --by` group spend by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    Task,
+    Model,
+    Route,
+    Team,
+    Key,
+    Tier,
+}
+
+impl Dimension {
+    /// The `daily` column; a fixed string, never user input, so it is safe to splice into SQL.
+    fn column(self) -> &'static str {
+        match self {
+            Dimension::Task => "task",
+            Dimension::Model => "model",
+            Dimension::Route => "route",
+            Dimension::Team => "team",
+            Dimension::Key => "key",
+            Dimension::Tier => "tier",
+        }
+    }
+}
+
+/// One group of a month's traffic. An absent label (no team, no task) is `""`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthRow {
+    pub group: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: MicroUsd,
+    pub baseline_cost: MicroUsd,
+}
+
+/// Resolves once the row (or, for `flush`, everything handed over before it) is durable.
+///
+/// Dropping it does not cancel the write; it only stops waiting.
+#[must_use = "await it before finishing the response so a crash cannot lose the spend"]
+#[derive(Debug)]
+pub struct Durable {
+    rx: oneshot::Receiver<Result<(), Error>>,
+}
+
+impl Durable {
+    pub(crate) fn channel() -> (oneshot::Sender<Result<(), Error>>, Durable) {
+        let (tx, rx) = oneshot::channel();
+        (tx, Durable { rx })
+    }
+
+    /// Waits on the calling OS thread. For threads outside the async runtime only (tests,
+    /// benchmarks, shutdown); tokio panics if this is called from inside an async task.
+    pub fn wait_blocking(self) -> Result<(), Error> {
+        self.rx.blocking_recv().unwrap_or(Err(Error::WriterGone))
+    }
+}
+
+impl Future for Durable {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|done| done.unwrap_or(Err(Error::WriterGone)))
+    }
+}
+
+impl Store {
+    /// Hands a row to the store; the returned `Durable` resolves when it is committed.
+    pub(crate) fn write(&self, row: Row, charges: Vec<Charge>) -> Durable {
+        match self {
+            Store::Sqlite(s) => s.write(row, charges),
+        }
+    }
+
+    /// Resolves once every row handed over before this call is durable.
+    pub(crate) fn flush(&self) -> Durable {
+        match self {
+            Store::Sqlite(s) => s.flush(),
+        }
+    }
+
+    /// Committed spend of every budget copy in `since` and later months.
+    pub(crate) fn load_spend(&self, since: MonthId) -> Result<Vec<SpendRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.load_spend(since),
+        }
+    }
+
+    /// A (UTC) month's traffic grouped by `by`, from the `daily` rollup, most expensive first.
+    /// Blocking: call it from `spawn_blocking` on an async runtime.
+    pub fn month_rows(&self, month: MonthId, by: Dimension) -> Result<Vec<MonthRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.month_rows(month, by),
+        }
+    }
+
+    /// Total cost over every row in `requests`. Blocking.
+    pub fn sum_cost(&self) -> Result<MicroUsd, Error> {
+        match self {
+            Store::Sqlite(s) => s.sum_cost(),
+        }
+    }
+
+    /// Number of rows in `requests`. Blocking.
+    pub fn request_count(&self) -> Result<u64, Error> {
+        match self {
+            Store::Sqlite(s) => s.request_count(),
+        }
+    }
+
+    /// Spend per (month, budget, scope id) summed from `requests` itself, and, separately, as
+    /// the `spend_by_budget` rollup holds it. Tests compare both with the ledger.
+    #[cfg(test)]
+    pub(crate) fn audit(&self) -> Result<Audit, Error> {
+        match self {
+            Store::Sqlite(s) => s.audit(),
+        }
+    }
+}
+
+/// See `Store::audit`. Keys are (month, budget, scope id).
+#[cfg(test)]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Audit {
+    pub from_requests: HashMap<(String, String, String), u64>,
+    pub from_rollup: HashMap<(String, String, String), u64>,
+}
+
+/// `requests.budgets`: one `month TAB budget TAB scope_id` line per charge.
+fn encode_charges(charges: &[Charge]) -> String {
+    let mut text = String::new();
+    for c in charges {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!("{}\t{}\t{}", c.month, c.budget, c.scope_id));
+    }
+    text
+}
+
+#[cfg(test)]
+fn decode_charges(text: &str) -> Vec<(String, String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            Some((
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+            ))
+        })
+        .collect()
+}

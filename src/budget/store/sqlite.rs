@@ -1,0 +1,401 @@
+//! The embedded SQLite store: one file, `ledger.sqlite3`, in the data directory.
+//!
+//! Writes go through ONE dedicated OS thread that owns the writing `Connection`, fed by a
+//! channel: it takes everything queued (up to `MAX_BATCH`), writes it in one transaction (group
+//! commit), and only then completes each row's `Durable`. Async workers never touch SQLite for a
+//! write; they only send on the channel. Reads for reports use a second, read-only connection.
+//!
+//! Durability: WAL with `synchronous=NORMAL`: a committed transaction survives the process being
+//! killed (kill -9); the last transactions may be lost on power failure.
+//!
+//! Invariant: a `Durable` resolves `Ok` only after the transaction holding its row committed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::schema::MIGRATIONS;
+use super::{Charge, Dimension, Durable, MonthRow, SpendRow, encode_charges};
+use crate::budget::Error;
+use crate::budget::money::MicroUsd;
+use crate::budget::row::Row;
+use crate::budget::window::MonthId;
+
+/// The ledger file's name inside the data directory.
+pub const FILE_NAME: &str = "ledger.sqlite3";
+/// Rows per group-commit transaction at most.
+const MAX_BATCH: usize = 1024;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Done = oneshot::Sender<Result<(), Error>>;
+
+// Nearly every message is a `Write`; boxing the row would add an allocation per request to
+// save space only on the rare `Flush`.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Write {
+        row: Row,
+        charges: Vec<Charge>,
+        done: Done,
+    },
+    Flush(Done),
+}
+
+/// SQLite-backed store. Cheap to share behind the ledger's `Arc`.
+pub struct SqliteStore {
+    path: PathBuf,
+    /// To the writer thread. `mpsc::Sender` is `Sync`; sending never blocks.
+    writer: mpsc::Sender<Msg>,
+    /// Read-only connection for reports; the mutex serialises its (blocking) use.
+    reader: Mutex<Connection>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/ledger.sqlite3`, migrates it, and starts the writer
+    /// thread. Blocking: call it at startup.
+    pub fn open(dir: &Path) -> Result<SqliteStore, Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "SQLite refused WAL journal mode");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        migrate(&mut conn)?;
+
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+
+        let (writer, queue) = mpsc::channel();
+        thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || run_writer(conn, queue))
+            .map_err(Error::Spawn)?;
+        Ok(SqliteStore {
+            path,
+            writer,
+            reader: Mutex::new(reader),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn write(&self, row: Row, charges: Vec<Charge>) -> Durable {
+        let (done, durable) = Durable::channel();
+        // A failed send means the writer thread is gone; `done` is dropped with the message,
+        // so the `Durable` resolves to `Error::WriterGone`.
+        if self.writer.send(Msg::Write { row, charges, done }).is_err() {
+            tracing::error!("ledger writer thread has stopped; a row was not written");
+        }
+        durable
+    }
+
+    pub(crate) fn flush(&self) -> Durable {
+        let (done, durable) = Durable::channel();
+        // On failure `done` is dropped and the `Durable` reports `Error::WriterGone`.
+        if self.writer.send(Msg::Flush(done)).is_err() {
+            tracing::error!("ledger writer thread has stopped; flush cannot complete");
+        }
+        durable
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(f(&conn)?)
+    }
+
+    pub(crate) fn load_spend(&self, since: MonthId) -> Result<Vec<SpendRow>, Error> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT month, budget, scope_id, spent, overshoot FROM spend_by_budget
+                 WHERE month >= ?1",
+            )?;
+            let rows = stmt.query_map([since.to_string()], |r| {
+                let month: String = r.get(0)?;
+                let budget: String = r.get(1)?;
+                let scope_id: String = r.get(2)?;
+                Ok((
+                    month,
+                    budget,
+                    scope_id,
+                    r.get::<_, u64>(3)?,
+                    r.get::<_, u64>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (month, budget, scope_id, spent, overshoot) = row?;
+                let Some(month) = MonthId::parse(&month) else {
+                    tracing::warn!(%month, "skipping a spend_by_budget row with a malformed month");
+                    continue;
+                };
+                out.push(SpendRow {
+                    charge: Charge {
+                        budget: Arc::from(budget),
+                        scope_id: Arc::from(scope_id),
+                        month,
+                    },
+                    spent: MicroUsd(spent),
+                    overshoot: MicroUsd(overshoot),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    pub(crate) fn month_rows(&self, month: MonthId, by: Dimension) -> Result<Vec<MonthRow>, Error> {
+        let first = format!("{month}-01");
+        let next = month
+            .next()
+            .map_or_else(|| "9999-99".to_owned(), |m| format!("{m}-01"));
+        let sql = format!(
+            "SELECT {col}, SUM(requests), SUM(input_tokens), SUM(cached_input_tokens),
+                    SUM(output_tokens), SUM(cost), SUM(baseline_cost)
+             FROM daily WHERE day >= ?1 AND day < ?2
+             GROUP BY {col} ORDER BY SUM(cost) DESC, {col}",
+            col = by.column()
+        );
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![first, next], |r| {
+                Ok(MonthRow {
+                    group: r.get(0)?,
+                    requests: r.get(1)?,
+                    input_tokens: r.get(2)?,
+                    cached_input_tokens: r.get(3)?,
+                    output_tokens: r.get(4)?,
+                    cost: MicroUsd(r.get(5)?),
+                    baseline_cost: MicroUsd(r.get(6)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub(crate) fn sum_cost(&self) -> Result<MicroUsd, Error> {
+        self.read(|conn| {
+            conn.query_row("SELECT COALESCE(SUM(cost), 0) FROM requests", [], |r| {
+                r.get(0).map(MicroUsd)
+            })
+        })
+    }
+
+    pub(crate) fn request_count(&self) -> Result<u64, Error> {
+        self.read(|conn| conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0)))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn audit(&self) -> Result<super::Audit, Error> {
+        let mut audit = super::Audit::default();
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT cost, budgets FROM requests")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let cost: u64 = r.get(0)?;
+                let budgets: String = r.get(1)?;
+                for charge in super::decode_charges(&budgets) {
+                    *audit.from_requests.entry(charge).or_default() += cost;
+                }
+            }
+            let mut stmt =
+                conn.prepare("SELECT month, budget, scope_id, spent FROM spend_by_budget")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                audit
+                    .from_rollup
+                    .insert((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?);
+            }
+            Ok(())
+        })?;
+        Ok(audit)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let found: u64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let known = u64::try_from(MIGRATIONS.len()).unwrap_or(u64::MAX);
+    if found > known {
+        return Err(Error::SchemaTooNew { found, known });
+    }
+    for (version, sql) in (1u64..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
+        tx.commit()?;
+        tracing::info!(version, "ledger schema migrated");
+    }
+    Ok(())
+}
+
+/// The writer thread: group-commits whatever is queued, then completes the waiters. Ends when
+/// every sender is gone (the store was dropped), after writing what was already queued.
+fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        let results = write_batch(&mut conn, &batch);
+        for (msg, result) in batch.into_iter().zip(results) {
+            let done = match msg {
+                Msg::Write { done, .. } | Msg::Flush(done) => done,
+            };
+            // The waiter may have stopped waiting (dropped its `Durable`); that is allowed.
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// One result per message, in order. Tries the whole batch in one transaction; if that fails,
+/// writes each row in its own transaction so one bad row cannot sink its neighbours.
+fn write_batch(conn: &mut Connection, batch: &[Msg]) -> Vec<Result<(), Error>> {
+    let all = conn.transaction().and_then(|tx| {
+        for msg in batch {
+            if let Msg::Write { row, charges, .. } = msg {
+                insert(&tx, row, charges)?;
+            }
+        }
+        tx.commit()
+    });
+    match all {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, rows = batch.len(), "ledger batch failed; retrying row by row");
+            batch
+                .iter()
+                .map(|msg| match msg {
+                    Msg::Write { row, charges, .. } => conn
+                        .transaction()
+                        .and_then(|tx| {
+                            insert(&tx, row, charges)?;
+                            tx.commit()
+                        })
+                        .map_err(|e| {
+                            tracing::error!(error = %e, request_id = %row.request_id, "ledger row not written");
+                            Error::Write(Arc::new(e))
+                        }),
+                    Msg::Flush(_) => Ok(()),
+                })
+                .collect()
+        }
+    }
+}
+
+fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Result<()> {
+    let time_us = row.time.as_microsecond();
+    tx.prepare_cached(
+        "INSERT INTO requests (time_us, request_id, key, team, route, task, difficulty,
+            difficulty_score, model, tier, input_tokens, cached_input_tokens, output_tokens, cost,
+            baseline_cost, status, latency_ms, estimated, overshoot, budgets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20)",
+    )?
+    .execute(params![
+        time_us,
+        row.request_id,
+        &*row.key,
+        row.team.as_deref(),
+        &*row.route,
+        row.task,
+        row.difficulty,
+        row.difficulty_score,
+        &*row.model,
+        row.tier,
+        row.input_tokens,
+        row.cached_input_tokens,
+        row.output_tokens,
+        row.cost.0,
+        row.baseline_cost.0,
+        row.status,
+        row.latency_ms,
+        row.estimated,
+        row.overshoot.0,
+        encode_charges(charges),
+    ])?;
+
+    let mut spend = tx.prepare_cached(
+        "INSERT INTO spend_by_budget (month, budget, scope_id, spent, overshoot, requests)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1)
+         ON CONFLICT (month, budget, scope_id) DO UPDATE SET
+            spent = spent + excluded.spent,
+            overshoot = overshoot + excluded.overshoot,
+            requests = requests + 1",
+    )?;
+    for c in charges {
+        spend.execute(params![
+            c.month.to_string(),
+            &*c.budget,
+            &*c.scope_id,
+            row.cost.0,
+            row.overshoot.0
+        ])?;
+    }
+
+    let day = jiff::tz::TimeZone::UTC
+        .to_datetime(row.time)
+        .date()
+        .to_string();
+    tx.prepare_cached(
+        "INSERT INTO daily (day, key, team, route, model, task, tier, requests, input_tokens,
+            cached_input_tokens, output_tokens, cost, baseline_cost)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (day, key, team, route, model, task, tier) DO UPDATE SET
+            requests = requests + 1,
+            input_tokens = input_tokens + excluded.input_tokens,
+            cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens,
+            cost = cost + excluded.cost,
+            baseline_cost = baseline_cost + excluded.baseline_cost",
+    )?
+    .execute(params![
+        day,
+        &*row.key,
+        row.team.as_deref().unwrap_or(""),
+        &*row.route,
+        &*row.model,
+        row.task.as_deref().unwrap_or(""),
+        row.tier,
+        row.input_tokens,
+        row.cached_input_tokens,
+        row.output_tokens,
+        row.cost.0,
+        row.baseline_cost.0,
+    ])?;
+    Ok(())
+}
