@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use budget::budget::{
-    BudgetSpec, Dimension, Ledger, MicroUsd, MonthId, OnLimit, Row, Scope, SqliteStore, Store,
-    Tenant,
-};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use switchyard::budget::{
+    BudgetSpec, Dimension, Ledger, MicroUsd, MonthId, OnLimit, Row, Scope, SqliteStore, Store,
+    Tenant,
+};
 
 fn specs() -> Vec<BudgetSpec> {
     let spec = |name: &str, scope, tz: &str| BudgetSpec {

@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod policy;
 pub mod providers;
+pub mod report;
 pub mod route;
 pub mod server;
 pub mod tally;

@@ -82,6 +82,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A month's spend, tokens and savings by a dimension, and each budget's standing.
+    Report {
+        #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
+        data_dir: PathBuf,
+        /// The policy, for budget limits (optional).
+        #[arg(long, env = "SWITCHYARD_POLICY")]
+        policy: Option<PathBuf>,
+        /// YYYY-MM (default: the current UTC month).
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long, value_enum, default_value = "model")]
+        by: By,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// Virtual keys: `keys new` prints a fresh key and its hash; `keys hash KEY` the hash.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// A simulated OpenAI-compatible provider (for load tests): no latency unless asked.
     #[command(hide = true)]
     MockUpstream {
@@ -94,6 +114,37 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         per_token_us: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// A fresh random key, and the `sha256` line for the policy.
+    New {
+        /// The key's name in the policy.
+        #[arg(long, default_value = "my-app")]
+        name: String,
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// The SHA-256 of an existing key.
+    Hash { key: String },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum By {
+    Task,
+    Model,
+    Route,
+    Team,
+    Key,
+    Tier,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -164,6 +215,14 @@ fn main() -> ExitCode {
             weights,
             json,
         } => eval(&data, weights.as_deref(), json),
+        Command::Report {
+            data_dir,
+            policy,
+            month,
+            by,
+            format,
+        } => report(&data_dir, policy.as_deref(), month.as_deref(), by, format),
+        Command::Keys { command } => keys(command),
         Command::Demo { listen, once } => runtime.block_on(async {
             switchyard::demo::run(
                 switchyard::demo::Options { listen, once },
@@ -414,6 +473,79 @@ fn eval(data: &[PathBuf], weights: Option<&Path>, json: bool) -> anyhow::Result<
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
         println!("{report}");
+    }
+    Ok(())
+}
+
+fn report(
+    data_dir: &Path,
+    policy: Option<&Path>,
+    month: Option<&str>,
+    by: By,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    use switchyard::budget::{Dimension, Ledger, MonthId, SqliteStore, Store, month_window};
+    if !data_dir.join("ledger.sqlite3").exists() {
+        anyhow::bail!("no ledger in {} (set --data-dir)", data_dir.display());
+    }
+    let now = jiff::Timestamp::now();
+    let current = month_window(&jiff::tz::TimeZone::UTC, now).month;
+    let month = match month {
+        Some(m) => MonthId::parse(m).with_context(|| format!("--month {m}: expected YYYY-MM"))?,
+        None => current,
+    };
+    let (dimension, name) = match by {
+        By::Task => (Dimension::Task, "task"),
+        By::Model => (Dimension::Model, "model"),
+        By::Route => (Dimension::Route, "route"),
+        By::Team => (Dimension::Team, "team"),
+        By::Key => (Dimension::Key, "key"),
+        By::Tier => (Dimension::Tier, "tier"),
+    };
+    let specs = match policy {
+        Some(p) => Policy::load(p)?.budgets,
+        None => Vec::new(),
+    };
+    let ledger = Ledger::open(Store::Sqlite(SqliteStore::open(data_dir)?), specs, now)?;
+    let rows = ledger.store().month_rows(month, dimension)?;
+    let budgets = if month == current {
+        ledger.all_status(now)
+    } else {
+        Vec::new()
+    };
+    let format = match format {
+        ReportFormat::Table => switchyard::report::Format::Table,
+        ReportFormat::Csv => switchyard::report::Format::Csv,
+        ReportFormat::Json => switchyard::report::Format::Json,
+    };
+    print!(
+        "{}",
+        switchyard::report::render(month, name, &rows, &budgets, format)
+    );
+    Ok(())
+}
+
+fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::New { name, team } => {
+            let mut bytes = [0u8; 24];
+            std::io::Read::read_exact(
+                &mut File::open("/dev/urandom").context("cannot read /dev/urandom")?,
+                &mut bytes,
+            )?;
+            let key: String = std::iter::once("sy-".to_owned())
+                .chain(bytes.iter().map(|b| format!("{b:02x}")))
+                .collect();
+            let hash = switchyard::server::hash_key(&key);
+            println!("key:    {key}");
+            println!("sha256: {hash}");
+            let team = team.map(|t| format!(", team: {t}")).unwrap_or_default();
+            println!("policy: - {{ name: {name}{team}, sha256: \"{hash}\" }}");
+            println!(
+                "Give the key to the client (Authorization: Bearer or x-api-key); only the hash goes in the policy."
+            );
+        }
+        KeysCommand::Hash { key } => println!("{}", switchyard::server::hash_key(&key)),
     }
     Ok(())
 }

@@ -190,10 +190,25 @@ pub async fn proxy(policy_yaml: &str) -> Proxy {
 }
 
 pub async fn proxy_with(policy_yaml: &str, limits: switchyard::Limits) -> Proxy {
+    proxy_full(policy_yaml, limits, switchyard::system_clock()).await
+}
+
+/// A clock the test moves by hand.
+pub fn manual_clock(start: &str) -> (switchyard::Clock, Arc<Mutex<jiff::Timestamp>>) {
+    let now = Arc::new(Mutex::new(start.parse::<jiff::Timestamp>().unwrap()));
+    let n = now.clone();
+    (Arc::new(move || *n.lock().unwrap()), now)
+}
+
+pub async fn proxy_full(
+    policy_yaml: &str,
+    limits: switchyard::Limits,
+    clock: switchyard::Clock,
+) -> Proxy {
     let policy = switchyard::Policy::from_yaml("test.yaml", policy_yaml, &|_| None)
         .unwrap_or_else(|e| panic!("{e:#?}"));
     let data_dir = tempfile::tempdir().unwrap();
-    let state = switchyard::state(policy, limits, data_dir.path()).unwrap();
+    let state = switchyard::state_with_clock(policy, limits, data_dir.path(), clock).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -366,4 +381,30 @@ pub fn totals(state: &switchyard::AppState) -> switchyard::tally::Totals {
         t.streamed += r.streamed;
     }
     t
+}
+
+/// Every ledger row as (request_id, key, team, model, status, cost micro-dollars, output tokens),
+/// after a flush.
+pub async fn ledger_rows(
+    p: &Proxy,
+) -> Vec<(String, String, Option<String>, String, String, u64, u64)> {
+    p.state.ledger.flush().await.unwrap();
+    let db = rusqlite::Connection::open(p.data_dir.path().join("ledger.sqlite3")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT request_id, key, team, model, status, cost, output_tokens FROM requests ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
