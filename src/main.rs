@@ -293,6 +293,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let policy = Policy::load(&args.policy)?;
+    let policy_has_no_keys = policy.keys.is_empty();
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
@@ -305,7 +306,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, policy = %args.policy.display(), "serving");
+    let addr = listener.local_addr()?;
+    if policy_has_no_keys && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "no `keys` in the policy: every client is one anonymous tenant, and this address is reachable beyond loopback");
+    }
+    // One line on stdout, for scripts and supervisors (the port may have been 0).
+    println!("switchyard listening on http://{addr}");
+    tracing::info!(%addr, policy = %args.policy.display(), "serving");
     switchyard::run(state, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
