@@ -144,6 +144,18 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
     let snapshot = state.policy.snapshot();
     let rows = state.tally.rows();
     print!("{}", report(&snapshot, &rows, &replay));
+    for b in state.ledger.all_status((state.clock)()) {
+        println!(
+            "Budget {:<10} {}:{:<10} spent {} of {} ({:.1}%), resets {}",
+            b.budget,
+            b.scope.as_str(),
+            b.scope_id,
+            b.spent,
+            b.limit,
+            b.used.as_fraction() * 100.0,
+            b.resets_at
+        );
+    }
     let summary = Summary {
         cost: rows.iter().map(|r| r.2.cost).sum(),
         baseline_cost: rows.iter().map(|r| r.2.baseline_cost).sum(),
