@@ -44,6 +44,8 @@ pub use server::AppState;
 pub enum StartError {
     #[error("cannot build the upstream client")]
     Client(#[from] providers::Error),
+    #[error(transparent)]
+    Policy(#[from] policy::Error),
     #[error("cannot open the ledger")]
     Ledger(#[from] budget::Error),
     #[error("cannot load classifier weights {path}")]
@@ -87,6 +89,19 @@ pub fn state(policy: Policy, limits: Limits, data_dir: &Path) -> Result<AppState
     state_with_clock(policy, limits, data_dir, system_clock())
 }
 
+/// `state` for a policy loaded from `path`, which `AppState::reload` reads again.
+pub fn state_from_file(
+    path: &Path,
+    limits: Limits,
+    data_dir: &Path,
+    clock: Clock,
+) -> Result<AppState, StartError> {
+    let policy = Policy::load(path)?;
+    let mut state = state_with_clock(policy, limits, data_dir, clock)?;
+    state.reloader = Arc::new(policy::Reloader::new(Some(path), &path.display().to_string(), (state.clock)()));
+    Ok(state)
+}
+
 /// `state` with an injected clock.
 pub fn state_with_clock(
     policy: Policy,
@@ -97,10 +112,12 @@ pub fn state_with_clock(
     let classifier = load_classifier(&policy)?;
     let store = budget::Store::Sqlite(budget::SqliteStore::open(data_dir)?);
     let ledger = budget::Ledger::open(store, policy.budgets.clone(), clock())?;
+    let reloader = Arc::new(policy::Reloader::new(None, &policy.source, clock()));
     Ok(AppState {
         policy: PolicyHandle::new(policy),
         client: providers::Client::new(limits.connect_timeout)?,
-        classifier: Arc::new(classifier),
+        classifier: Arc::new(arc_swap::ArcSwap::from_pointee(classifier)),
+        reloader,
         ledger,
         clock,
         tally: Arc::new(tally::Tally::default()),
@@ -121,4 +138,37 @@ pub async fn run(
         tracing::error!(error = %err, "flushing the ledger failed");
     }
     Ok(())
+}
+
+/// Reload the policy whenever its file changes (checked every `every`: modification time and
+/// size), and on SIGHUP. Runs until the process ends.
+pub fn spawn_reload_triggers(state: AppState, every: std::time::Duration) {
+    let Some(path) = state.reloader.path().map(Path::to_path_buf) else {
+        return;
+    };
+    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let watched = state.clone();
+    tokio::spawn(async move {
+        let mut last = stamp(&path);
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = stamp(&path);
+            if now != last && now.is_some() {
+                last = now;
+                // Refused reloads are recorded and logged by `reload`.
+                let _outcome = watched.reload();
+            }
+        }
+    });
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload by editing the file instead");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _outcome = state.reload();
+        }
+    });
 }

@@ -292,8 +292,7 @@ fn check(files: &[PathBuf]) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let policy = Policy::load(&args.policy)?;
-    let policy_has_no_keys = policy.keys.is_empty();
+    let policy_has_no_keys = Policy::load(&args.policy)?.keys.is_empty();
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
@@ -302,7 +301,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Limits::default()
     };
     let _reserved = &args.admin_listen;
-    let state = switchyard::state(policy, limits, &args.data_dir)?;
+    let state = switchyard::state_from_file(&args.policy, limits, &args.data_dir, switchyard::system_clock())?;
+    switchyard::spawn_reload_triggers(state.clone(), Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

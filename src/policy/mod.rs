@@ -9,6 +9,7 @@
 //! with every problem found, each with file:line:column.
 
 mod position;
+mod reload;
 mod schema;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use crate::classify::Thresholds;
 use crate::classify::{Difficulty, Task};
 
 pub use position::Position;
+pub use reload::{ReloadStatus, Reloader};
 pub use schema::{Mode, ModelKind, ProviderKind, Tier};
 
 /// A validated policy. Cheap to read; never mutated after load.

@@ -54,8 +54,10 @@ pub struct AppState {
     pub policy: PolicyHandle,
     /// The one pooled upstream client (internally synchronised).
     pub client: providers::Client,
-    /// The task and difficulty model (immutable).
-    pub classifier: Arc<crate::classify::Model>,
+    /// The task and difficulty model; swapped with the policy when its weights change.
+    pub classifier: Arc<arc_swap::ArcSwap<crate::classify::Model>>,
+    /// The policy file and the outcome of the last reload.
+    pub reloader: Arc<crate::policy::Reloader>,
     /// Budgets and the ledger (internally synchronised; see `budget`).
     pub ledger: crate::budget::Ledger,
     /// The time, for budget windows; injectable so tests can cross a month boundary.
@@ -63,6 +65,40 @@ pub struct AppState {
     /// Running totals (a concurrent map).
     pub tally: Arc<Tally>,
     pub limits: Limits,
+}
+
+impl AppState {
+    /// Reload the policy file: validated aside, then swapped in atomically with its budgets and
+    /// classifier; requests in flight keep the policy they started with; spend is kept (it is
+    /// keyed by budget name). An invalid file is refused, its errors recorded, and the old
+    /// policy keeps serving.
+    pub fn reload(&self) -> Result<(), crate::policy::Error> {
+        let now = (self.clock)();
+        let result = self.reloader.load().and_then(|policy| {
+            let old = self.policy.snapshot();
+            if policy.classifier_weights != old.classifier_weights {
+                let model = crate::load_classifier(&policy).map_err(|e| {
+                    crate::policy::Error::Invalid(vec![crate::policy::Diagnostic {
+                        file: policy.source.clone(),
+                        position: None,
+                        path: "classifier.weights".to_owned(),
+                        message: e.to_string(),
+                        hint: None,
+                    }])
+                })?;
+                self.classifier.store(Arc::new(model));
+            }
+            self.ledger.set_specs(policy.budgets.clone());
+            self.policy.store(policy);
+            Ok(())
+        });
+        self.reloader.record(now, result.as_ref().map(|_| ()));
+        match &result {
+            Ok(()) => tracing::info!(source = ?self.reloader.path(), "policy reloaded"),
+            Err(err) => tracing::warn!(error = %err, "policy reload refused; the previous policy keeps serving"),
+        }
+        result
+    }
 }
 
 /// Serve the proxy on `listener` until `shutdown` resolves, then drain.

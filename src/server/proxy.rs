@@ -108,8 +108,9 @@ async fn complete(
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
+    let classifier = state.classifier.load();
     let plan = plan(
-        &state.classifier,
+        &classifier,
         &policy,
         &request,
         &parts.headers,
