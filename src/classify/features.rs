@@ -43,10 +43,16 @@ pub(crate) enum Section {
     LastChar = 3,
     System = 4,
     Earlier = 5,
+    /// Words of the first and the last sentence of the last user turn: where the instruction
+    /// usually is, before or after pasted material.
+    Instr = 6,
 }
 
-pub(crate) const N_SECTIONS: usize = 6;
-const SECTION_WEIGHT: [f32; N_SECTIONS] = [1.0, 0.7, 1.5, 0.8, 0.5, 0.3];
+pub(crate) const N_SECTIONS: usize = 7;
+const SECTION_WEIGHT: [f32; N_SECTIONS] = [1.0, 0.7, 1.5, 0.8, 0.5, 0.3, INSTR_WEIGHT];
+const INSTR_WEIGHT: f32 = 1.0;
+/// At most this many bytes of the first and of the last sentence feed `Section::Instr`.
+const INSTR_BYTES: usize = 240;
 pub(crate) const SECTION_SEED: [u64; N_SECTIONS] = [
     0x9e37_79b9_7f4a_7c15,
     0xc2b2_ae3d_27d4_eb4f,
@@ -54,14 +60,26 @@ pub(crate) const SECTION_SEED: [u64; N_SECTIONS] = [
     0x27d4_eb2f_1656_67c5,
     0x85eb_ca77_c2b2_ae63,
     0xff51_afd7_ed55_8ccd,
+    0xc4ce_b9fe_1a85_ec53,
 ];
 
 /// Value of every hashed feature in a section that received `count` features: the section's
-/// weight over sqrt(count), so long texts do not drown short ones.
+/// weight over sqrt(count), so long texts do not drown short ones. The body of the last turn
+/// (words, bigrams, CJK characters) is damped more, count^0.65: in a long turn most of it is
+/// pasted material, and the instruction (see `Section::Instr`) should still be heard.
 pub(crate) fn scale(section: usize, count: u32) -> f32 {
     let w = SECTION_WEIGHT.get(section).copied().unwrap_or(0.0);
-    w / (count.max(1) as f32).sqrt()
+    let n = count.max(1) as f32;
+    let body = section == Section::LastWord as usize
+        || section == Section::LastBigram as usize
+        || section == Section::LastChar as usize;
+    if body {
+        w / n.powf(BODY_POW)
+    } else {
+        w / n.sqrt()
+    }
 }
+const BODY_POW: f32 = 0.65;
 
 /// Receives hashed features. `word` is the original text of a last-turn unigram (for signals).
 pub(crate) trait Sink<'t> {
@@ -222,6 +240,33 @@ fn tail(s: &str, max: usize) -> &str {
     s.get(start..).unwrap_or("")
 }
 
+fn is_sentence_end(c: char) -> bool {
+    matches!(c, '.' | '?' | '!' | '\n' | '。' | '？' | '！')
+}
+
+/// The first sentence of `s` (up to the first sentence end or newline), at most `INSTR_BYTES`.
+fn first_sentence(s: &str) -> &str {
+    let s = s.trim_start();
+    let end = s
+        .char_indices()
+        .find(|(i, c)| *i > 0 && is_sentence_end(*c))
+        .map_or(s.len(), |(i, c)| i + c.len_utf8());
+    head(s.get(..end).unwrap_or(s), INSTR_BYTES)
+}
+
+/// The last sentence of `s` (after the last sentence end or newline that is not the final
+/// character), at most `INSTR_BYTES`.
+fn last_sentence(s: &str) -> &str {
+    let s = s.trim_end();
+    let body = s.trim_end_matches(is_sentence_end);
+    let start = body
+        .char_indices()
+        .rev()
+        .find(|(_, c)| is_sentence_end(*c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    tail(s.get(start..).unwrap_or(s).trim_start(), INSTR_BYTES)
+}
+
 fn log_scaled(x: f32, div: f32) -> f32 {
     x.max(0.0).ln_1p() / div
 }
@@ -244,6 +289,12 @@ pub(crate) fn extract<'t, S: Sink<'t>>(input: &'t Input<'_>, sink: &mut S) -> De
         let t = tail(last.get(h.len()..).unwrap_or(""), LAST_TAIL);
         let mut em = Emitter::new(Some(&mut *sink), Section::LastWord, true, false);
         scan(t, &mut st, &mut em);
+    }
+    // The instruction: words of the first and the last sentence again, in their own section
+    // (the same sentence twice when the turn has only one).
+    for part in [first_sentence(last), last_sentence(last)] {
+        let mut em = Emitter::new(Some(&mut *sink), Section::Instr, false, false);
+        scan(part, &mut Stats::default(), &mut em);
     }
 
     // System prompt(s) and earlier turns: unigrams only, capped.
@@ -530,6 +581,24 @@ mod tests {
                 >= 7
         );
         assert!(c.0.iter().all(|(_, b, _)| (*b as usize) < N_HASHED));
+    }
+
+    #[test]
+    fn finds_first_and_last_sentences() {
+        let t = "Incident report. Lots of pasted text here.\nMore lines.\n\ntl;dr pls";
+        assert_eq!(first_sentence(t), "Incident report.");
+        assert_eq!(last_sentence(t), "tl;dr pls");
+        assert_eq!(
+            last_sentence("Summarize this. Then translate it?!  "),
+            "Then translate it?!"
+        );
+        assert_eq!(first_sentence("  请总结。后面"), "请总结。");
+        assert_eq!(last_sentence(""), "");
+        assert!(first_sentence(&"é".repeat(1000)).len() <= INSTR_BYTES);
+        let mut c = Collect(Vec::new());
+        let input = Input::from_prompt("Long text.\nSummarize it");
+        extract(&input, &mut c);
+        assert!(c.0.iter().any(|(s, _, _)| *s == Section::Instr));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::features::{
 use super::{Classification, Error, Input, Signal, Task, Thresholds};
 
 /// Version of the binary format and feature layout; bump on any change to `features.rs`.
-pub(crate) const FORMAT_VERSION: u32 = 1; // v1 is the first shipped layout
+pub(crate) const FORMAT_VERSION: u32 = 2; // v2: adds the instruction-sentence section
 const MAGIC: &[u8; 8] = b"SWYDCLF\0";
 const HEADER_LEN: usize = 8 + 6 * 4;
 const N_WEIGHTS: usize = (N_DENSE + N_HASHED) * N_OUT + N_CROSS;

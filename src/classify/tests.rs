@@ -355,16 +355,15 @@ fn classifies_each_task_in_several_shapes() {
         .map(|(_, f)| f.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    // Known limit (see CLASSIFIER.md): a handful of cross-task or cross-language shapes are still
-    // missed (reasoning and summarization in a multi-turn or long shape, Chinese summarization).
-    // Every task must get at least two of its four shapes right, and at most six of the 44
-    // cases may miss; tighten these numbers as the labelled data grows.
+    // Known limit (see CLASSIFIER.md): the shipped weights miss one case (Chinese
+    // summarization). Every task must get at least three of its four shapes right, and at most
+    // two of the 44 cases may miss; tighten further as the labelled data grows.
     for t in Task::ALL {
         let missed = failures.iter().filter(|(ft, _)| *ft == t).count();
-        assert!(missed <= 2, "{t} missed {missed} of 4 shapes:\n{report}");
+        assert!(missed <= 1, "{t} missed {missed} of 4 shapes:\n{report}");
     }
     assert!(
-        failures.len() <= 6,
+        failures.len() <= 2,
         "{} of {} misclassified:\n{report}",
         failures.len(),
         cases.len()

@@ -19,7 +19,10 @@ use super::model::{Model, sigmoid, softmax};
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub seed: u64,
+    /// Epochs of the task stage.
     pub epochs: u32,
+    /// Epochs of the difficulty stage.
+    pub difficulty_epochs: u32,
     /// AdaGrad base learning rate.
     pub learning_rate: f32,
     /// L2 on dense / hashed weights of the task model.
@@ -31,6 +34,12 @@ pub struct TrainConfig {
     pub l2_difficulty_hashed: f32,
     /// Class weight = (mean class count / class count) ^ this, clamped to [0.1, 10].
     pub class_balance: f32,
+    /// Multiplier on the difficulty weight of outcome examples (vs graded sources).
+    pub outcome_weight: f32,
+    /// Outcome examples: share of the target taken from the mean target of the example's
+    /// subject (over the training examples), the rest from its own outcome. One question's
+    /// outcome is a noisy 0/1; the subject mean is what vocabulary can generalise.
+    pub subject_mix: f32,
     /// Also leave out the validation split (for tuning without touching held-out data).
     pub exclude_validation: bool,
 }
@@ -39,13 +48,16 @@ impl Default for TrainConfig {
     fn default() -> TrainConfig {
         TrainConfig {
             seed: 0x5717_c4ad,
-            epochs: 8,
+            epochs: 32,
+            difficulty_epochs: 24,
             learning_rate: 0.2,
             l2_task_dense: 1e-5,
             l2_task_hashed: 1e-5,
             l2_difficulty_dense: 1e-5,
             l2_difficulty_hashed: 3e-3,
             class_balance: 0.6,
+            outcome_weight: 3.0,
+            subject_mix: 0.7,
             exclude_validation: false,
         }
     }
@@ -218,6 +230,16 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
         n_diff as f32 / total.max(1.0) / n.sqrt()
     };
 
+    // Outcome targets: the example's own max(strong - weak, 0) blended with its subject's mean.
+    let outcome_target = |e: &Example| e.difficulty_target.unwrap_or(0.0);
+    let mut subject_sum: BTreeMap<&str, (f32, u32)> = BTreeMap::new();
+    for e in used.iter().filter(|e| e.has_usable_outcome()) {
+        if let Some(s) = e.subject.as_deref() {
+            let slot = subject_sum.entry(s).or_default();
+            slot.0 += outcome_target(e);
+            slot.1 += 1;
+        }
+    }
     let rows: Vec<Row> = used
         .iter()
         .map(|e| {
@@ -230,8 +252,23 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
                 task_weight: task
                     .and_then(|t| class_weight.get(t).copied())
                     .unwrap_or(0.0),
-                target: e.difficulty_target,
-                target_weight: source_weight(&e.source),
+                target: if e.has_usable_outcome() {
+                    let own = outcome_target(e);
+                    let subject = e
+                        .subject
+                        .as_deref()
+                        .and_then(|s| subject_sum.get(s))
+                        .map_or(own, |(sum, n)| sum / (*n).max(1) as f32);
+                    Some(cfg.subject_mix * subject + (1.0 - cfg.subject_mix) * own)
+                } else {
+                    e.difficulty_target
+                },
+                target_weight: source_weight(&e.source)
+                    * if e.has_usable_outcome() {
+                        cfg.outcome_weight
+                    } else {
+                        1.0
+                    },
             }
         })
         .collect();
@@ -241,8 +278,14 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
     let mut rng = SplitMix(cfg.seed);
     let mut order: Vec<usize> = (0..rows.len()).collect();
 
-    // Stage 1: task model, columns 0..11.
-    for _ in 0..cfg.epochs {
+    // Stage 1: task model, columns 0..11. The weights kept are the average of the snapshots
+    // taken after each epoch of the second half (iterate averaging): with many epochs the last
+    // examples of the final shuffle otherwise swing the small classes noticeably.
+    let mut avg = Averager::new(model.rows.len(), cfg.epochs);
+    for epoch in 0..cfg.epochs {
+        if epoch > 0 {
+            avg.snapshot(epoch, &model.rows, &[]);
+        }
         rng.shuffle(&mut order);
         for r in order.iter().filter_map(|i| rows.get(*i)) {
             let Some(t) = r.task else { continue };
@@ -266,13 +309,20 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
         }
     }
 
+    avg.snapshot(cfg.epochs, &model.rows, &[]);
+    avg.apply(&mut model.rows, &mut [], 0..DIFF_COL);
+
     // Stage 2: difficulty column and cross weights, with task probabilities from stage 1.
     let crosses: Vec<[f32; N_CROSS]> = rows
         .iter()
         .map(|r| features::cross_features(&softmax(&dot_cols(&model.rows, &r.x)), &r.dense))
         .collect();
     let mut cross_g2 = [0.0f32; N_CROSS];
-    for _ in 0..cfg.epochs {
+    let mut avg = Averager::new(model.rows.len(), cfg.difficulty_epochs);
+    for epoch in 0..cfg.difficulty_epochs {
+        if epoch > 0 {
+            avg.snapshot(epoch, &model.rows, &model.cross);
+        }
         rng.shuffle(&mut order);
         for i in &order {
             let (Some(r), Some(cross)) = (rows.get(*i), crosses.get(*i)) else {
@@ -310,7 +360,58 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
             }
         }
     }
+    avg.snapshot(cfg.difficulty_epochs, &model.rows, &model.cross);
+    avg.apply(&mut model.rows, &mut model.cross, DIFF_COL..N_OUT);
     model
+}
+
+/// Running sum of weight snapshots taken after the epochs of the second half of a stage.
+struct Averager {
+    rows: Vec<f64>,
+    cross: [f64; N_CROSS],
+    count: u32,
+    epochs: u32,
+}
+
+impl Averager {
+    fn new(len: usize, epochs: u32) -> Averager {
+        Averager {
+            rows: vec![0.0; len],
+            cross: [0.0; N_CROSS],
+            count: 0,
+            epochs,
+        }
+    }
+
+    /// Adds the weights as they are after `done` epochs, if that is in the second half.
+    fn snapshot(&mut self, done: u32, rows: &[f32], cross: &[f32]) {
+        if done * 2 < self.epochs.max(1) {
+            return;
+        }
+        for (a, w) in self.rows.iter_mut().zip(rows) {
+            *a += f64::from(*w);
+        }
+        for (a, w) in self.cross.iter_mut().zip(cross) {
+            *a += f64::from(*w);
+        }
+        self.count += 1;
+    }
+
+    /// Replaces the given output columns (and the cross weights, if any) by the average.
+    fn apply(&self, rows: &mut [f32], cross: &mut [f32], cols: std::ops::Range<usize>) {
+        if self.count == 0 {
+            return;
+        }
+        let n = f64::from(self.count);
+        for (k, (w, a)) in rows.iter_mut().zip(&self.rows).enumerate() {
+            if cols.contains(&(k % N_OUT)) {
+                *w = (*a / n) as f32;
+            }
+        }
+        for (w, a) in cross.iter_mut().zip(&self.cross) {
+            *w = (*a / n) as f32;
+        }
+    }
 }
 
 #[cfg(test)]

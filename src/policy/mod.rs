@@ -27,7 +27,7 @@ use crate::classify::{Difficulty, Task};
 
 pub use position::Position;
 pub use reload::{ReloadStatus, Reloader};
-pub use schema::{Mode, ModelKind, ProviderKind, Tier};
+pub use schema::{Mode, ModelKind, ProviderKind, Tier, Trigger};
 
 /// A validated policy. Cheap to read; never mutated after load.
 #[derive(Debug)]
@@ -121,6 +121,15 @@ pub struct Route {
     pub when: When,
     /// Indexes into `Policy::models`, in the policy's order (later ones are fallbacks).
     pub candidates: Vec<usize>,
+    /// Retry a non-streamed answer on this model when it fails one of these checks.
+    pub escalate: Option<Escalate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Escalate {
+    /// Index into `Policy::models`.
+    pub to: usize,
+    pub on: Vec<Trigger>,
 }
 
 /// A classification override from the policy's `rules`.

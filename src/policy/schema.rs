@@ -216,6 +216,39 @@ pub(super) struct RawRoute {
     pub when: Option<RawWhen>,
     #[serde(rename = "use")]
     pub use_: Vec<String>,
+    #[serde(default)]
+    pub escalate: Option<RawEscalate>,
+}
+
+/// `escalate: { to: MODEL, on: [error, truncated, invalid_json] }`: retry a non-streamed
+/// answer on a stronger model when the cheap one fails a check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEscalate {
+    pub to: String,
+    pub on: Vec<Trigger>,
+}
+
+/// What makes a cheap answer worth escalating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Every candidate failed, or the upstream answered an error.
+    Error,
+    /// `finish_reason: length`: the answer was cut at the token limit.
+    Truncated,
+    /// `response_format` asked for JSON and the answer does not parse.
+    InvalidJson,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Error => "error",
+            Trigger::Truncated => "truncated",
+            Trigger::InvalidJson => "invalid_json",
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -150,3 +150,37 @@ pub fn upstream_error_message(body: &[u8]) -> String {
             str::to_owned,
         )
 }
+
+/// Whether a complete answer (in the client's format) was cut at the token limit, and its
+/// text, for the escalation checks.
+pub fn answer_summary(dialect: Dialect, body: &[u8]) -> (bool, Option<String>) {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    match dialect {
+        Dialect::OpenAi => {
+            let choice = value.get("choices").and_then(|c| c.get(0));
+            let truncated = choice
+                .and_then(|c| c.get("finish_reason"))
+                .and_then(|f| f.as_str())
+                == Some("length");
+            let text = choice
+                .and_then(|c| c.get("message"))
+                .and_then(|m| m.get("content"))
+                .and_then(|t| t.as_str())
+                .map(str::to_owned);
+            (truncated, text)
+        }
+        Dialect::Anthropic => {
+            let truncated = value.get("stop_reason").and_then(|s| s.as_str()) == Some("max_tokens");
+            let text = value
+                .get("content")
+                .and_then(|c| c.as_array())
+                .map(|blocks| {
+                    blocks
+                        .iter()
+                        .filter_map(|b| b.get("text").and_then(|t| t.as_str()))
+                        .collect::<String>()
+                });
+            (truncated, text)
+        }
+    }
+}

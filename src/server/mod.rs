@@ -40,6 +40,8 @@ pub const HEADER_REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-
 pub const HEADER_COST: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
 pub const HEADER_REMAINING: HeaderName =
     HeaderName::from_static("x-switchyard-budget-remaining-usd");
+/// Response header: the check that made switchyard retry on the escalation model.
+pub const HEADER_ESCALATED: HeaderName = HeaderName::from_static("x-switchyard-escalated");
 pub const HEADER_TASK: HeaderName = HeaderName::from_static("x-switchyard-task");
 pub const HEADER_DIFFICULTY: HeaderName = HeaderName::from_static("x-switchyard-difficulty");
 /// Request header: a client pins `open` or `frontier` (where the policy allows it).

@@ -21,11 +21,11 @@ use super::{
     AppState, Body, HEADER_COST, HEADER_DIFFICULTY, HEADER_DRY_RUN, HEADER_MODEL, HEADER_REMAINING,
     HEADER_ROUTE, HEADER_TASK, HEADER_TIER,
 };
-use super::{auth, spend};
-use crate::budget::{Reservation, Usage};
+use super::{HEADER_ESCALATED, auth, spend};
+use crate::budget::{MicroUsd, Reservation, Tenant, Usage};
 use crate::chat;
 use crate::classify::{self, Classification, Difficulty, Task};
-use crate::policy::{Model, ModelKind, Policy, Tier};
+use crate::policy::{Model, ModelKind, Policy, Tier, Trigger};
 use crate::providers::{self, Operation, StreamEnd, UsageTap, estimate_tokens};
 use crate::route::{self, Decision, Facts, NoRoute, Reason, RuleInput};
 
@@ -167,32 +167,8 @@ async fn complete(
             return Err(ApiError::BudgetExceeded(exhausted));
         }
     };
-
-    let Sent {
-        model,
-        exchange,
-        upstream,
-        mut reservation,
-    } = send_first_available(
-        state,
-        &policy,
-        &decision,
-        &request,
-        &bytes,
-        endpoint.dialect(),
-        operation,
-        reservation,
-        &facts,
-    )
-    .await?;
-    reservation.set_drop_row(facts.row(&model.name, model.tier.as_str(), "dropped"));
-    let read_timeout = policy
-        .provider_of(model)
-        .map_or(state.limits.request_timeout, |p| p.read_timeout);
-    let status = upstream.status();
     let mut headers = HeaderMap::new();
     headers.insert(HEADER_ROUTE, header_value(&decision.route.name));
-    headers.insert(HEADER_MODEL, header_value(&model.name));
     if let Some(task) = class_task {
         headers.insert(HEADER_TASK, HeaderValue::from_static(task.as_str()));
     }
@@ -202,108 +178,297 @@ async fn complete(
             HeaderValue::from_static(difficulty.as_str()),
         );
     }
+    let call = Call {
+        state,
+        policy: &policy,
+        request: &request,
+        original: &bytes,
+        dialect: endpoint.dialect(),
+        operation,
+        request_id,
+        tenant: &tenant,
+    };
+    let first = call.attempt(&decision, reservation, facts.clone()).await;
 
-    if !status.is_success() {
-        // Nothing was generated: release the hold. Same wire format: the client reads the
-        // upstream's own error, unchanged. Translated: re-shaped for the client, status kept.
-        let row = facts.row(&model.name, model.tier.as_str(), "upstream_rejected");
-        drop(reservation.release(row));
-        if exchange.is_passthrough() {
-            if let Some(ct) = upstream.headers().get(header::CONTENT_TYPE) {
-                headers.insert(header::CONTENT_TYPE, ct.clone());
+    // The escalation cascade: non-streamed answers only, before anything reached the client.
+    let Some(escalate) = decision.route.escalate.as_ref().filter(|_| !request.stream) else {
+        return first.map(|a| a.into_response(headers));
+    };
+    let trigger = match &first {
+        Err(_) if escalate.on.contains(&Trigger::Error) => Some(Trigger::Error),
+        Err(_) => None,
+        Ok(answer) => answer.failed_check(&escalate.on, &request, endpoint.dialect()),
+    };
+    let Some(trigger) = trigger else {
+        return first.map(|a| a.into_response(headers));
+    };
+    let mut second = Decision {
+        route: decision.route,
+        candidates: vec![escalate.to],
+        reasons: Vec::new(),
+    };
+    let Ok(reservation) = spend::reserve(
+        &state.ledger,
+        &policy,
+        &tenant,
+        &mut second,
+        input_estimate,
+        request.max_tokens,
+        (state.clock)(),
+    ) else {
+        tracing::info!(trigger = trigger.as_str(), "escalation skipped: over budget");
+        return first.map(|a| a.into_response(headers));
+    };
+    tracing::debug!(trigger = trigger.as_str(), "escalating");
+    let first_cost = first.as_ref().map_or(MicroUsd::ZERO, Answer::cost);
+    let mut escalated = call.attempt(&second, reservation, facts).await?;
+    escalated.add_cost(first_cost);
+    headers.insert(HEADER_ESCALATED, HeaderValue::from_static(trigger.as_str()));
+    Ok(escalated.into_response(headers))
+}
+
+/// What one attempt needs from the request, whichever candidates it tries.
+struct Call<'a, 'p> {
+    state: &'a AppState,
+    policy: &'p Policy,
+    request: &'a chat::Request<'a>,
+    original: &'a [u8],
+    dialect: Dialect,
+    operation: Operation,
+    request_id: &'a str,
+    tenant: &'a Tenant,
+}
+
+/// One attempt's answer: a stream already on its way, or a complete (charged) response.
+enum Answer {
+    Stream(Response<Body>),
+    Complete {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        cost: MicroUsd,
+    },
+}
+
+impl Answer {
+    fn cost(&self) -> MicroUsd {
+        match self {
+            Answer::Complete { cost, .. } => *cost,
+            Answer::Stream(_) => MicroUsd::ZERO,
+        }
+    }
+
+    /// Both attempts of an escalation are charged; the header reports the total.
+    fn add_cost(&mut self, extra: MicroUsd) {
+        if let Answer::Complete { cost, headers, .. } = self {
+            *cost += extra;
+            headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
+        }
+    }
+
+    /// The first of `checks` this (non-streamed) answer fails.
+    fn failed_check(&self, checks: &[Trigger], request: &chat::Request<'_>, dialect: Dialect) -> Option<Trigger> {
+        let Answer::Complete { status, body, .. } = self else {
+            return None;
+        };
+        if !status.is_success() {
+            return checks.contains(&Trigger::Error).then_some(Trigger::Error);
+        }
+        let (truncated, text) = exchange::answer_summary(dialect, body);
+        if truncated && checks.contains(&Trigger::Truncated) {
+            return Some(Trigger::Truncated);
+        }
+        let wants_json = matches!(request.response_format.as_deref(), Some("json_object" | "json_schema"));
+        if wants_json
+            && checks.contains(&Trigger::InvalidJson)
+            && serde_json::from_str::<serde_json::Value>(text.as_deref().unwrap_or("")).is_err()
+        {
+            return Some(Trigger::InvalidJson);
+        }
+        None
+    }
+
+    fn into_response(self, mut extra: HeaderMap) -> Response<Body> {
+        match self {
+            Answer::Stream(mut rsp) => {
+                for (name, value) in extra.drain().filter_map(|(n, v)| n.map(|n| (n, v))) {
+                    rsp.headers_mut().entry(name).or_insert(value);
+                }
+                rsp
             }
-            let body = upstream.into_body().map_err(Into::into).boxed_unsync();
-            return Ok(with_headers(Response::new(body), status, headers));
+            Answer::Complete {
+                status,
+                mut headers,
+                body,
+                ..
+            } => {
+                for (name, value) in extra.drain().filter_map(|(n, v)| n.map(|n| (n, v))) {
+                    headers.entry(name).or_insert(value);
+                }
+                with_headers(Response::new(full(body)), status, headers)
+            }
+        }
+    }
+}
+
+impl<'p> Call<'_, 'p> {
+    /// Send to the decision's candidates in order (fallback), then stream the answer back or
+    /// read it whole; charge it.
+    async fn attempt(
+        &self,
+        decision: &Decision<'p>,
+        reservation: Reservation,
+        facts: spend::Facts,
+    ) -> Result<Answer, ApiError> {
+        let Call {
+            state,
+            policy,
+            request,
+            ..
+        } = *self;
+        let input_estimate = estimate_tokens(request.input_chars);
+        let Sent {
+            model,
+            exchange,
+            upstream,
+            mut reservation,
+        } = send_first_available(
+            state,
+            policy,
+            decision,
+            request,
+            self.original,
+            self.dialect,
+            self.operation,
+            reservation,
+            &facts,
+        )
+        .await?;
+        reservation.set_drop_row(facts.row(&model.name, model.tier.as_str(), "dropped"));
+        let read_timeout = policy
+            .provider_of(model)
+            .map_or(state.limits.request_timeout, |p| p.read_timeout);
+        let status = upstream.status();
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_MODEL, header_value(&model.name));
+
+        if !status.is_success() {
+            // Nothing was generated: release the hold. Same wire format: the client reads the
+            // upstream's own error, unchanged. Translated: re-shaped for the client, status kept.
+            let row = facts.row(&model.name, model.tier.as_str(), "upstream_rejected");
+            drop(reservation.release(row));
+            let body = read_upstream(
+                upstream.headers().get(header::CONTENT_TYPE).cloned(),
+                upstream.into_body(),
+                state.limits.max_response_bytes,
+                read_timeout,
+                &model.name,
+                &mut headers,
+            )
+            .await?;
+            if exchange.is_passthrough() {
+                return Ok(Answer::Complete {
+                    status,
+                    headers,
+                    body,
+                    cost: MicroUsd::ZERO,
+                });
+            }
+            return Err(ApiError::UpstreamRejected {
+                status,
+                message: exchange::upstream_error_message(&body),
+            });
+        }
+        let charge = spend::Charge::new(
+            reservation,
+            facts,
+            state.tally.clone(),
+            policy,
+            model,
+            request.stream,
+        );
+        if request.stream {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let now = (state.clock)();
+            if let Some(remaining) =
+                spend::tightest_remaining(&state.ledger.status(self.tenant, now))
+            {
+                headers.insert(
+                    HEADER_REMAINING,
+                    header_value(&format!("{:.6}", remaining.as_usd())),
+                );
+            }
+            let mode = exchange.stream_mode(request, &model.upstream, self.request_id);
+            let settle = Box::new(move |usage: Usage, estimated: bool, end: StreamEnd| {
+                let (_cost, durable) = charge.settle(usage, estimated, end);
+                let durability: providers::Durability = Box::pin(async move {
+                    if let Err(err) = durable.await {
+                        tracing::error!(error = %err, "ledger write failed");
+                    }
+                });
+                durability
+            });
+            let tap = UsageTap::new(
+                upstream.into_body(),
+                mode,
+                input_estimate,
+                read_timeout,
+                settle,
+            );
+            return Ok(Answer::Stream(with_headers(
+                Response::new(tap.boxed_unsync()),
+                status,
+                headers,
+            )));
         }
         let body = read_upstream(
+            None,
             upstream.into_body(),
             state.limits.max_response_bytes,
             read_timeout,
             &model.name,
+            &mut headers,
         )
         .await?;
-        return Err(ApiError::UpstreamRejected {
-            status,
-            message: exchange::upstream_error_message(&body),
-        });
-    }
-    let charge = spend::Charge::new(
-        reservation,
-        facts,
-        state.tally.clone(),
-        &policy,
-        model,
-        request.stream,
-    );
-    if request.stream {
+        let (body, usage) = exchange.response(body, &model.upstream)?;
+        let (usage, estimated) = match usage.usage {
+            Some(u) => (u, false),
+            None => (
+                Usage {
+                    input: input_estimate,
+                    cached_input: 0,
+                    output: estimate_tokens(usage.text_chars),
+                },
+                true,
+            ),
+        };
+        let (cost, durable) = charge.settle(usage, estimated, StreamEnd::Completed);
+        // The client sees its answer only once the charge is durable.
+        durable.await.map_err(ApiError::Ledger)?;
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
+            HeaderValue::from_static("application/json"),
         );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        if let Some(remaining) = spend::tightest_remaining(&state.ledger.status(&tenant, now)) {
+        headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
+        if let Some(remaining) =
+            spend::tightest_remaining(&state.ledger.status(self.tenant, (state.clock)()))
+        {
             headers.insert(
                 HEADER_REMAINING,
                 header_value(&format!("{:.6}", remaining.as_usd())),
             );
         }
-        let mode = exchange.stream_mode(&request, &model.upstream, request_id);
-        let settle = Box::new(move |usage: Usage, estimated: bool, end: StreamEnd| {
-            let (_cost, durable) = charge.settle(usage, estimated, end);
-            let durability: providers::Durability = Box::pin(async move {
-                if let Err(err) = durable.await {
-                    tracing::error!(error = %err, "ledger write failed");
-                }
-            });
-            durability
-        });
-        let tap = UsageTap::new(
-            upstream.into_body(),
-            mode,
-            input_estimate,
-            read_timeout,
-            settle,
-        );
-        return Ok(with_headers(
-            Response::new(tap.boxed_unsync()),
+        Ok(Answer::Complete {
             status,
             headers,
-        ));
+            body,
+            cost,
+        })
     }
-    let body = read_upstream(
-        upstream.into_body(),
-        state.limits.max_response_bytes,
-        read_timeout,
-        &model.name,
-    )
-    .await?;
-    let (body, usage) = exchange.response(body, &model.upstream)?;
-    let (usage, estimated) = match usage.usage {
-        Some(u) => (u, false),
-        None => (
-            Usage {
-                input: input_estimate,
-                cached_input: 0,
-                output: estimate_tokens(usage.text_chars),
-            },
-            true,
-        ),
-    };
-    let (cost, durable) = charge.settle(usage, estimated, StreamEnd::Completed);
-    // The client sees its answer only once the charge is durable.
-    durable.await.map_err(ApiError::Ledger)?;
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(HEADER_COST, header_value(&format!("{:.6}", cost.as_usd())));
-    if let Some(remaining) = spend::tightest_remaining(&state.ledger.status(&tenant, now)) {
-        headers.insert(
-            HEADER_REMAINING,
-            header_value(&format!("{:.6}", remaining.as_usd())),
-        );
-    }
-    Ok(with_headers(Response::new(full(body)), status, headers))
 }
 
 /// Classification, overrides and the routing decision for one request.
@@ -549,12 +714,19 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
+/// Read a whole upstream body (bounded in size and time). `content_type`, when given, is
+/// copied to `headers` (an upstream error passed through keeps its own type).
 async fn read_upstream(
+    content_type: Option<HeaderValue>,
     body: Incoming,
     limit: usize,
     timeout: std::time::Duration,
     model: &str,
+    headers: &mut HeaderMap,
 ) -> Result<Bytes, ApiError> {
+    if let Some(ct) = content_type {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
     let read = Limited::new(body, limit).collect();
     match tokio::time::timeout(timeout, read).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
