@@ -98,7 +98,11 @@ pub fn state_from_file(
 ) -> Result<AppState, StartError> {
     let policy = Policy::load(path)?;
     let mut state = state_with_clock(policy, limits, data_dir, clock)?;
-    state.reloader = Arc::new(policy::Reloader::new(Some(path), &path.display().to_string(), (state.clock)()));
+    state.reloader = Arc::new(policy::Reloader::new(
+        Some(path),
+        &path.display().to_string(),
+        (state.clock)(),
+    ));
     Ok(state)
 }
 
@@ -146,7 +150,11 @@ pub fn spawn_reload_triggers(state: AppState, every: std::time::Duration) {
     let Some(path) = state.reloader.path().map(Path::to_path_buf) else {
         return;
     };
-    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
     let watched = state.clone();
     tokio::spawn(async move {
         let mut last = stamp(&path);
@@ -161,14 +169,18 @@ pub fn spawn_reload_triggers(state: AppState, every: std::time::Duration) {
             }
         }
     });
+    // Registered before returning, so a SIGHUP sent right after cannot hit the default action.
     #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload by editing the file instead");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            let _outcome = state.reload();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _outcome = state.reload();
+                }
+            });
         }
-    });
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; reload by editing the file instead")
+        }
+    }
 }

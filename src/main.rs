@@ -301,7 +301,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Limits::default()
     };
     let _reserved = &args.admin_listen;
-    let state = switchyard::state_from_file(&args.policy, limits, &args.data_dir, switchyard::system_clock())?;
+    let state = switchyard::state_from_file(
+        &args.policy,
+        limits,
+        &args.data_dir,
+        switchyard::system_clock(),
+    )?;
     switchyard::spawn_reload_triggers(state.clone(), Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -41,7 +41,7 @@ use jiff::Timestamp;
 
 pub use money::{MicroUsd, Price, Usage};
 pub use reservation::Reservation;
-pub use row::{Row, STATUS_DROPPED};
+pub use row::{Counterfactual, Row, STATUS_DROPPED};
 pub use spec::{
     BudgetSpec, BudgetState, BudgetStatus, Exhausted, GLOBAL_SCOPE_ID, OnLimit, Ppm, Scope, Tenant,
 };

@@ -41,6 +41,16 @@ pub struct Row {
     pub overshoot: MicroUsd,
     /// (budget name, scope id) charged. Set by the ledger on settle.
     pub budgets: Vec<(Arc<str>, Arc<str>)>,
+    /// Shadow mode: the model the policy would have chosen, and what these tokens would have
+    /// cost there.
+    pub shadow: Option<Counterfactual>,
+}
+
+/// What the policy would have done with a request it only observed (shadow mode).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counterfactual {
+    pub model: Arc<str>,
+    pub cost: MicroUsd,
 }
 
 /// `Row::status` of a reservation dropped without commit or release.

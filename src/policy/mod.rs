@@ -201,9 +201,10 @@ impl Policy {
         self.providers.get(model.provider)
     }
 
-    /// Whether a client may name `model` (`auto`, a logical model, or a route alias).
+    /// Whether a client may name `model`: `auto`, a logical model, a route alias, or a
+    /// model's upstream name (an app already sending `gpt-4o` keeps working unchanged).
     pub fn accepts_model(&self, model: &str) -> bool {
-        self.requestable.contains(model)
+        self.requestable.contains(model) || self.models.iter().any(|m| *m.upstream == *model)
     }
 
     /// The names `GET /v1/models` lists: `auto`, then logical models, then aliases, sorted.

@@ -673,13 +673,22 @@ fn routes(
         let escalate = raw.escalate.as_ref().and_then(|e| {
             let at = join_key(&join_key(&path, "escalate"), "to");
             if e.on.is_empty() {
-                cx.error(&join_key(&join_key(&path, "escalate"), "on"), At::Value, "`on` lists no trigger".to_owned(), Some("use error, truncated and/or invalid_json".to_owned()));
+                cx.error(
+                    &join_key(&join_key(&path, "escalate"), "on"),
+                    At::Value,
+                    "`on` lists no trigger".to_owned(),
+                    Some("use error, truncated and/or invalid_json".to_owned()),
+                );
             }
             match models.get(e.to.as_str()) {
-                Some(i) => Some(super::Escalate { to: *i, on: e.on.clone() }),
+                Some(i) => Some(super::Escalate {
+                    to: *i,
+                    on: e.on.clone(),
+                }),
                 None if declared_models.contains(&e.to) => None,
                 None => {
-                    let hint = closest(&e.to, models.keys().map(|k| &**k)).map(|s| format!("did you mean `{s}`?"));
+                    let hint = closest(&e.to, models.keys().map(|k| &**k))
+                        .map(|s| format!("did you mean `{s}`?"));
                     cx.error(&at, At::Value, format!("unknown model `{}`", e.to), hint);
                     None
                 }

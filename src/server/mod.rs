@@ -42,6 +42,8 @@ pub const HEADER_REMAINING: HeaderName =
     HeaderName::from_static("x-switchyard-budget-remaining-usd");
 /// Response header: the check that made switchyard retry on the escalation model.
 pub const HEADER_ESCALATED: HeaderName = HeaderName::from_static("x-switchyard-escalated");
+/// Response header, shadow mode: the model the policy would have chosen.
+pub const HEADER_SHADOW_MODEL: HeaderName = HeaderName::from_static("x-switchyard-shadow-model");
 pub const HEADER_TASK: HeaderName = HeaderName::from_static("x-switchyard-task");
 pub const HEADER_DIFFICULTY: HeaderName = HeaderName::from_static("x-switchyard-difficulty");
 /// Request header: a client pins `open` or `frontier` (where the policy allows it).
@@ -97,7 +99,9 @@ impl AppState {
         self.reloader.record(now, result.as_ref().map(|_| ()));
         match &result {
             Ok(()) => tracing::info!(source = ?self.reloader.path(), "policy reloaded"),
-            Err(err) => tracing::warn!(error = %err, "policy reload refused; the previous policy keeps serving"),
+            Err(err) => {
+                tracing::warn!(error = %err, "policy reload refused; the previous policy keeps serving")
+            }
         }
         result
     }

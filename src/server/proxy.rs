@@ -21,11 +21,11 @@ use super::{
     AppState, Body, HEADER_COST, HEADER_DIFFICULTY, HEADER_DRY_RUN, HEADER_MODEL, HEADER_REMAINING,
     HEADER_ROUTE, HEADER_TASK, HEADER_TIER,
 };
-use super::{HEADER_ESCALATED, auth, spend};
+use super::{HEADER_ESCALATED, HEADER_SHADOW_MODEL, auth, spend};
 use crate::budget::{MicroUsd, Reservation, Tenant, Usage};
 use crate::chat;
 use crate::classify::{self, Classification, Difficulty, Task};
-use crate::policy::{Model, ModelKind, Policy, Tier, Trigger};
+use crate::policy::{Mode, Model, ModelKind, Policy, Tier, Trigger};
 use crate::providers::{self, Operation, StreamEnd, UsageTap, estimate_tokens};
 use crate::route::{self, Decision, Facts, NoRoute, Reason, RuleInput};
 
@@ -109,13 +109,7 @@ async fn complete(
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
     let classifier = state.classifier.load();
-    let plan = plan(
-        &classifier,
-        &policy,
-        &request,
-        &parts.headers,
-        model_kind,
-    )?;
+    let plan = plan(&classifier, &policy, &request, &parts.headers, model_kind)?;
     if parts
         .headers
         .get(HEADER_DRY_RUN)
@@ -142,7 +136,19 @@ async fn complete(
         difficulty_score: plan.classification.as_ref().map(|c| c.difficulty_score),
         started,
         now,
+        shadow: None,
     };
+    // Shadow mode: forward exactly as the client asked; remember what the policy would do.
+    let shadow = policy.mode == Mode::Shadow;
+    let mut facts = facts;
+    if shadow {
+        if let Some(asked) = shadow_target(&policy, &request.model, model_kind) {
+            if let Some(would) = decision.candidates.first().and_then(|i| policy.model(*i)) {
+                facts.shadow = Some((would.name.clone(), would.price));
+            }
+            decision.candidates = vec![asked];
+        }
+    }
     let statuses = state.ledger.status(&tenant, now);
     spend::keep_frontier_for_hard(
         &policy,
@@ -178,7 +184,11 @@ async fn complete(
             HeaderValue::from_static(difficulty.as_str()),
         );
     }
+    if let Some((would, _)) = &facts.shadow {
+        headers.insert(HEADER_SHADOW_MODEL, header_value(would));
+    }
     let call = Call {
+        verbatim: facts.shadow.is_some(),
         state,
         policy: &policy,
         request: &request,
@@ -216,7 +226,10 @@ async fn complete(
         request.max_tokens,
         (state.clock)(),
     ) else {
-        tracing::info!(trigger = trigger.as_str(), "escalation skipped: over budget");
+        tracing::info!(
+            trigger = trigger.as_str(),
+            "escalation skipped: over budget"
+        );
         return first.map(|a| a.into_response(headers));
     };
     tracing::debug!(trigger = trigger.as_str(), "escalating");
@@ -237,6 +250,8 @@ struct Call<'a, 'p> {
     operation: Operation,
     request_id: &'a str,
     tenant: &'a Tenant,
+    /// Shadow mode: send the client's bytes unchanged (same wire format).
+    verbatim: bool,
 }
 
 /// One attempt's answer: a stream already on its way, or a complete (charged) response.
@@ -267,7 +282,12 @@ impl Answer {
     }
 
     /// The first of `checks` this (non-streamed) answer fails.
-    fn failed_check(&self, checks: &[Trigger], request: &chat::Request<'_>, dialect: Dialect) -> Option<Trigger> {
+    fn failed_check(
+        &self,
+        checks: &[Trigger],
+        request: &chat::Request<'_>,
+        dialect: Dialect,
+    ) -> Option<Trigger> {
         let Answer::Complete { status, body, .. } = self else {
             return None;
         };
@@ -278,7 +298,10 @@ impl Answer {
         if truncated && checks.contains(&Trigger::Truncated) {
             return Some(Trigger::Truncated);
         }
-        let wants_json = matches!(request.response_format.as_deref(), Some("json_object" | "json_schema"));
+        let wants_json = matches!(
+            request.response_format.as_deref(),
+            Some("json_object" | "json_schema")
+        );
         if wants_json
             && checks.contains(&Trigger::InvalidJson)
             && serde_json::from_str::<serde_json::Value>(text.as_deref().unwrap_or("")).is_err()
@@ -342,6 +365,7 @@ impl<'p> Call<'_, 'p> {
             self.operation,
             reservation,
             &facts,
+            self.verbatim,
         )
         .await?;
         reservation.set_drop_row(facts.row(&model.name, model.tier.as_str(), "dropped"));
@@ -628,6 +652,15 @@ fn dry_run(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> Resp
     rsp
 }
 
+/// Shadow mode: the logical model the client named (by logical or upstream name), if any.
+/// `auto` names none, so it is routed as in enforce mode.
+fn shadow_target(policy: &Policy, requested: &str, kind: ModelKind) -> Option<usize> {
+    policy
+        .models
+        .iter()
+        .position(|m| m.kind == kind && (*m.name == *requested || *m.upstream == *requested))
+}
+
 /// The candidate that answered, with its response and the request's reservation.
 struct Sent<'p> {
     model: &'p Model,
@@ -652,6 +685,7 @@ async fn send_first_available<'p>(
     operation: Operation,
     mut reservation: Reservation,
     facts: &spend::Facts,
+    verbatim: bool,
 ) -> Result<Sent<'p>, ApiError> {
     let mut last: Option<providers::Error> = None;
     let input_tokens = estimate_tokens(request.input_chars);
@@ -670,7 +704,11 @@ async fn send_first_available<'p>(
             }
         }
         let exchange = Exchange::new(dialect, provider.kind);
-        let body = exchange.request(request, original, &model.upstream)?;
+        let body = if verbatim && exchange.is_passthrough() {
+            Bytes::copy_from_slice(original)
+        } else {
+            exchange.request(request, original, &model.upstream)?
+        };
         match state
             .client
             .send(provider, operation, body, request.stream)

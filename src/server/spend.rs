@@ -10,8 +10,8 @@ use std::time::Instant;
 use jiff::Timestamp;
 
 use crate::budget::{
-    BudgetState, BudgetStatus, Durable, Exhausted, Ledger, MicroUsd, OnLimit, Price, Reservation,
-    Row, Tenant, Usage,
+    BudgetState, BudgetStatus, Counterfactual, Durable, Exhausted, Ledger, MicroUsd, OnLimit,
+    Price, Reservation, Row, Tenant, Usage,
 };
 use crate::classify::Difficulty;
 use crate::policy::{Model, ModelKind, Policy, Tier};
@@ -160,6 +160,8 @@ pub struct Facts {
     pub difficulty_score: Option<f32>,
     pub started: Instant,
     pub now: Timestamp,
+    /// Shadow mode: the model the policy would have chosen, and its prices.
+    pub shadow: Option<(Arc<str>, Price)>,
 }
 
 impl Facts {
@@ -241,6 +243,14 @@ impl Charge {
         row.output_tokens = usage.output;
         row.baseline_cost = baseline_cost;
         row.estimated = estimated;
+        row.shadow = self
+            .facts
+            .shadow
+            .as_ref()
+            .map(|(model, price)| Counterfactual {
+                model: model.clone(),
+                cost: price.cost(&usage),
+            });
         tracing::debug!(
             route = %self.facts.route,
             model = %self.model,

@@ -224,6 +224,23 @@ pub async fn proxy_full(
     }
 }
 
+/// Serve an already built state (its ledger in `data_dir`).
+pub async fn proxy_from_state(state: switchyard::AppState, data_dir: tempfile::TempDir) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let done = tokio::spawn(switchyard::run(state.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    Proxy {
+        addr,
+        data_dir,
+        state,
+        stop: Some(tx),
+        done,
+    }
+}
+
 /// A policy with one OpenAI-compatible provider per URL, models `m0`, `m1`, … on them, and one
 /// catch-all route using them in order.
 pub fn openai_policy(urls: &[String]) -> String {

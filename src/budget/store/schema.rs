@@ -62,4 +62,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (day, key, team, route, model, task, tier)
     ) WITHOUT ROWID;
     ",
+    // 1 → 2: shadow mode records what the policy would have done, and what it would have cost.
+    "
+    ALTER TABLE requests ADD COLUMN shadow_model TEXT;
+    ALTER TABLE requests ADD COLUMN shadow_cost INTEGER;
+    ",
 ];

@@ -322,9 +322,10 @@ fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Resu
     tx.prepare_cached(
         "INSERT INTO requests (time_us, request_id, key, team, route, task, difficulty,
             difficulty_score, model, tier, input_tokens, cached_input_tokens, output_tokens, cost,
-            baseline_cost, status, latency_ms, estimated, overshoot, budgets)
+            baseline_cost, status, latency_ms, estimated, overshoot, budgets, shadow_model,
+            shadow_cost)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20)",
+            ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         time_us,
@@ -347,6 +348,8 @@ fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Resu
         row.estimated,
         row.overshoot.0,
         encode_charges(charges),
+        row.shadow.as_ref().map(|s| &*s.model),
+        row.shadow.as_ref().map(|s| s.cost.0),
     ])?;
 
     let mut spend = tx.prepare_cached(
