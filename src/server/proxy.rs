@@ -141,13 +141,11 @@ async fn complete(
     // Shadow mode: forward exactly as the client asked; remember what the policy would do.
     let shadow = policy.mode == Mode::Shadow;
     let mut facts = facts;
-    if shadow {
-        if let Some(asked) = shadow_target(&policy, &request.model, model_kind) {
-            if let Some(would) = decision.candidates.first().and_then(|i| policy.model(*i)) {
-                facts.shadow = Some((would.name.clone(), would.price));
-            }
-            decision.candidates = vec![asked];
+    if shadow && let Some(asked) = shadow_target(&policy, &request.model, model_kind) {
+        if let Some(would) = decision.candidates.first().and_then(|i| policy.model(*i)) {
+            facts.shadow = Some((would.name.clone(), would.price));
         }
+        decision.candidates = vec![asked];
     }
     let statuses = state.ledger.status(&tenant, now);
     spend::keep_frontier_for_hard(
