@@ -27,6 +27,7 @@ pub mod providers;
 pub mod report;
 pub mod route;
 pub mod server;
+pub mod simulate;
 pub mod tally;
 
 use std::future::Future;

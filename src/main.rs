@@ -97,6 +97,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
     },
+    /// Re-decide a month of recorded traffic under a new policy: old vs new cost, routing mix,
+    /// and which budgets would have hit their caps, on which day.
+    Simulate {
+        /// The policy to try.
+        #[arg(long)]
+        policy: PathBuf,
+        /// The policy that served the traffic (for the recorded tier mix).
+        #[arg(long)]
+        current: Option<PathBuf>,
+        #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
+        data_dir: PathBuf,
+        /// YYYY-MM (default: the current UTC month).
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Virtual keys: `keys new` prints a fresh key and its hash; `keys hash KEY` the hash.
     Keys {
         #[command(subcommand)]
@@ -223,6 +240,19 @@ fn main() -> ExitCode {
             format,
         } => report(&data_dir, policy.as_deref(), month.as_deref(), by, format),
         Command::Keys { command } => keys(command),
+        Command::Simulate {
+            policy,
+            current,
+            data_dir,
+            month,
+            json,
+        } => simulate(
+            &policy,
+            current.as_deref(),
+            &data_dir,
+            month.as_deref(),
+            json,
+        ),
         Command::Demo { listen, once } => runtime.block_on(async {
             switchyard::demo::run(
                 switchyard::demo::Options { listen, once },
@@ -558,6 +588,41 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::Hash { key } => println!("{}", switchyard::server::hash_key(&key)),
+    }
+    Ok(())
+}
+
+fn simulate(
+    policy: &Path,
+    current: Option<&Path>,
+    data_dir: &Path,
+    month: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use switchyard::budget::{MonthId, SqliteStore, Store, month_window};
+    if !data_dir.join("ledger.sqlite3").exists() {
+        anyhow::bail!("no ledger in {} (set --data-dir)", data_dir.display());
+    }
+    let new = Policy::load(policy)?;
+    let old = current.map(Policy::load).transpose()?;
+    let month = match month {
+        Some(m) => MonthId::parse(m).with_context(|| format!("--month {m}: expected YYYY-MM"))?,
+        None => month_window(&jiff::tz::TimeZone::UTC, jiff::Timestamp::now()).month,
+    };
+    let (from, to) = switchyard::simulate::month_bounds(month).context("month out of range")?;
+    let store = Store::Sqlite(SqliteStore::open(data_dir)?);
+    let served = store.served_between(from, to)?;
+    let tier_of = |name: &str| {
+        old.as_ref()
+            .or(Some(&new))
+            .and_then(|p| p.model_named(name))
+            .map(|(_, m)| m.tier.as_str())
+    };
+    let sim = switchyard::simulate::simulate(&new, &served, &tier_of);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sim)?);
+    } else {
+        print!("{}", switchyard::simulate::render(&sim));
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ pub use row::{Counterfactual, Row, STATUS_DROPPED};
 pub use spec::{
     BudgetSpec, BudgetState, BudgetStatus, Exhausted, GLOBAL_SCOPE_ID, OnLimit, Ppm, Scope, Tenant,
 };
-pub use store::{Dimension, Durable, MonthRow, SqliteStore, Store};
+pub use store::{Dimension, Durable, MonthRow, Served, SqliteStore, Store};
 pub use window::{MonthId, Window, month_window};
 
 use spec::state_of;

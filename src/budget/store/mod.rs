@@ -85,6 +85,21 @@ pub struct MonthRow {
     pub baseline_cost: MicroUsd,
 }
 
+/// A served request as `simulate` re-decides it: its stored classification and tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub time: jiff::Timestamp,
+    pub key: String,
+    pub team: Option<String>,
+    pub task: Option<String>,
+    pub difficulty: Option<String>,
+    pub model: String,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: MicroUsd,
+}
+
 /// Resolves once the row (or, for `flush`, everything handed over before it) is durable.
 ///
 /// Dropping it does not cancel the write; it only stops waiting.
@@ -144,6 +159,17 @@ impl Store {
     pub fn month_rows(&self, month: MonthId, by: Dimension) -> Result<Vec<MonthRow>, Error> {
         match self {
             Store::Sqlite(s) => s.month_rows(month, by),
+        }
+    }
+
+    /// Served requests in `[from, to)`, oldest first, for `simulate`. Blocking.
+    pub fn served_between(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<Served>, Error> {
+        match self {
+            Store::Sqlite(s) => s.served_between(from, to),
         }
     }
 

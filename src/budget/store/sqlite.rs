@@ -17,9 +17,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
+use super::Served;
 use super::schema::MIGRATIONS;
 use super::{Charge, Dimension, Durable, MonthRow, SpendRow, encode_charges};
 use crate::budget::Error;
@@ -191,6 +193,39 @@ impl SqliteStore {
                     output_tokens: r.get(4)?,
                     cost: MicroUsd(r.get(5)?),
                     baseline_cost: MicroUsd(r.get(6)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Served requests (status `ok` or `client_gone`) with `from <= time < to`, oldest first.
+    pub(crate) fn served_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Served>, Error> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT time_us, key, team, task, difficulty, model, input_tokens,
+                        cached_input_tokens, output_tokens, cost
+                 FROM requests
+                 WHERE time_us >= ?1 AND time_us < ?2 AND status IN ('ok', 'client_gone', 'upstream_failed')
+                 ORDER BY time_us, id",
+            )?;
+            let rows = stmt.query_map(params![from.as_microsecond(), to.as_microsecond()], |r| {
+                let time_us: i64 = r.get(0)?;
+                Ok(Served {
+                    time: Timestamp::from_microsecond(time_us).unwrap_or(Timestamp::UNIX_EPOCH),
+                    key: r.get(1)?,
+                    team: r.get(2)?,
+                    task: r.get(3)?,
+                    difficulty: r.get(4)?,
+                    model: r.get(5)?,
+                    input_tokens: r.get(6)?,
+                    cached_input_tokens: r.get(7)?,
+                    output_tokens: r.get(8)?,
+                    cost: MicroUsd(r.get(9)?),
                 })
             })?;
             rows.collect()
