@@ -42,8 +42,8 @@ pub enum Reply {
         events: Vec<String>,
         gate: Option<(usize, Arc<Notify>)>,
     },
-    /// Send the SSE events, then cut the connection without finishing the body.
-    SseThenCut(Vec<String>),
+    /// Send the SSE events, wait for the gate, then cut the connection mid-body.
+    SseThenCut(Vec<String>, Arc<Notify>),
     /// Accept the request and never answer.
     Hang,
 }
@@ -135,12 +135,13 @@ async fn answer(reply: Reply) -> Response<MockBody> {
             });
             sse_response(rx)
         }
-        Reply::SseThenCut(events) => {
+        Reply::SseThenCut(events, gate) => {
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(64);
             tokio::spawn(async move {
                 for e in events {
                     let _ = tx.send(Ok(Frame::data(Bytes::from(e)))).await;
                 }
+                gate.notified().await;
                 let _ = tx.send(Err("cut".into())).await;
             });
             sse_response(rx)
