@@ -3,7 +3,12 @@
 //!
 //! The suite runs a short pass (256 cases each). A longer run, for as long as you like:
 //!     PROPTEST_CASES=200000 timeout 600 cargo test --release --test fuzz
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use proptest::prelude::*;
 use switchyard::chat;
@@ -16,19 +21,43 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
         "[a-z_ ]{0,12}".prop_map(serde_json::Value::from),
-        prop_oneof![Just("user"), Just("assistant"), Just("system"), Just("tool"), Just("text"), Just("image_url"), Just("tool_use"), Just("auto")].prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("user"),
+            Just("assistant"),
+            Just("system"),
+            Just("tool"),
+            Just("text"),
+            Just("image_url"),
+            Just("tool_use"),
+            Just("auto")
+        ]
+        .prop_map(serde_json::Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
             prop::collection::btree_map(
                 prop_oneof![
-                    Just("model".to_owned()), Just("messages".to_owned()), Just("role".to_owned()), Just("content".to_owned()),
-                    Just("stream".to_owned()), Just("max_tokens".to_owned()), Just("tools".to_owned()), Just("tool_calls".to_owned()),
-                    Just("type".to_owned()), Just("text".to_owned()), Just("system".to_owned()), Just("tool_choice".to_owned()),
-                    Just("stop".to_owned()), Just("response_format".to_owned()), Just("function".to_owned()), Just("arguments".to_owned()),
+                    Just("model".to_owned()),
+                    Just("messages".to_owned()),
+                    Just("role".to_owned()),
+                    Just("content".to_owned()),
+                    Just("stream".to_owned()),
+                    Just("max_tokens".to_owned()),
+                    Just("tools".to_owned()),
+                    Just("tool_calls".to_owned()),
+                    Just("type".to_owned()),
+                    Just("text".to_owned()),
+                    Just("system".to_owned()),
+                    Just("tool_choice".to_owned()),
+                    Just("stop".to_owned()),
+                    Just("response_format".to_owned()),
+                    Just("function".to_owned()),
+                    Just("arguments".to_owned()),
                     "[a-z]{1,6}",
                 ],
                 inner,
