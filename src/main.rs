@@ -130,6 +130,9 @@ enum Command {
         /// Delay between streamed tokens, in microseconds.
         #[arg(long, default_value_t = 0)]
         per_token_us: u64,
+        /// Answer every N-th request with a 500 (0: never).
+        #[arg(long, default_value_t = 0)]
+        fault_every: u64,
     },
 }
 
@@ -267,10 +270,12 @@ fn main() -> ExitCode {
             listen,
             ttft_ms,
             per_token_us,
+            fault_every,
         } => runtime.block_on(async move {
             let profile = switchyard::demo::upstream::Profile {
                 time_to_first_token: Duration::from_millis(ttft_ms),
                 per_token: Duration::from_micros(per_token_us),
+                fault_every,
                 ..switchyard::demo::upstream::Profile::instant("mock")
             };
             let addr = switchyard::demo::upstream::start(listen, profile).await?;

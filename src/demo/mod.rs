@@ -87,6 +87,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
         per_token: Duration::from_micros(600),
         min_output: 40,
         max_output: 320,
+        fault_every: 0,
     };
     let frontier = upstream::Profile {
         name: "frontier-sim",
@@ -94,6 +95,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
         per_token: Duration::from_micros(1500),
         min_output: 60,
         max_output: 420,
+        fault_every: 0,
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let open_addr = upstream::start(loopback, open)

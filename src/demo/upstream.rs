@@ -34,6 +34,8 @@ pub struct Profile {
     /// Output length when the request gives no `max_tokens`: between these bounds.
     pub min_output: u32,
     pub max_output: u32,
+    /// Every `fault_every`-th request answers 500 (0: never), for soak tests.
+    pub fault_every: u64,
 }
 
 impl Profile {
@@ -45,6 +47,7 @@ impl Profile {
             per_token: Duration::ZERO,
             min_output: 16,
             max_output: 64,
+            fault_every: 0,
         }
     }
 }
@@ -54,6 +57,7 @@ impl Profile {
 pub async fn start(addr: SocketAddr, profile: Profile) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     tokio::spawn(async move {
         let builder = auto::Builder::new(TokioExecutor::new());
         loop {
@@ -62,7 +66,12 @@ pub async fn start(addr: SocketAddr, profile: Profile) -> std::io::Result<Socket
             };
             // Best effort: a socket that cannot take the option still works.
             let _nodelay = stream.set_nodelay(true);
-            let svc = hyper::service::service_fn(move |req| handle(req, profile));
+            let served = served.clone();
+            let svc = hyper::service::service_fn(move |req| {
+                let n = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let fault = profile.fault_every > 0 && n % profile.fault_every == 0;
+                handle(req, profile, fault)
+            });
             let conn = builder
                 .serve_connection(TokioIo::new(stream), svc)
                 .into_owned();
@@ -96,7 +105,14 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-async fn handle(req: Request<Incoming>, profile: Profile) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    profile: Profile,
+    fault: bool,
+) -> Result<Response<Body>, Infallible> {
+    if fault {
+        return Ok(status(StatusCode::INTERNAL_SERVER_ERROR, "injected fault"));
+    }
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let body = match req.into_body().collect().await {
