@@ -69,7 +69,7 @@ pub async fn start(addr: SocketAddr, profile: Profile) -> std::io::Result<Socket
             let served = served.clone();
             let svc = hyper::service::service_fn(move |req| {
                 let n = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                let fault = profile.fault_every > 0 && n % profile.fault_every == 0;
+                let fault = profile.fault_every > 0 && n.is_multiple_of(profile.fault_every);
                 handle(req, profile, fault)
             });
             let conn = builder
