@@ -170,3 +170,88 @@ async fn kill_9_mid_load_loses_no_completed_spend_and_restart_resumes_totals() {
     let spent = (report["budgets"][0]["spent_usd"].as_f64().unwrap() * 1e6).round() as u64;
     assert_eq!(spent, committed + 2_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_or_charges_in_flight_requests_and_exits_0() {
+    let up = mock(|_| Reply::Json(StatusCode::OK, completion("ok", 3, 5))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("version: 1\nproviders:\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  m: {{ provider: p, model: up, tier: open, price: {{ input: 0, output: 400 }} }}\nroutes:\n  - {{ name: main, use: [m] }}\nbudgets:\n  - {{ name: company, limit_usd: 100 }}\n", up.url()),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (mut child, base) = serve(&policy, &data);
+    let url = format!("{base}/v1/chat/completions");
+    let completed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, completed) = (url.clone(), completed.clone());
+            tokio::spawn(async move {
+                let client = client();
+                loop {
+                    let req = http::Request::post(url.as_str())
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(request())))
+                        .unwrap();
+                    let Ok(rsp) = client.request(req).await else {
+                        return;
+                    };
+                    let id = rsp.headers()["x-switchyard-request-id"]
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
+                    use http_body_util::BodyExt;
+                    if rsp.into_body().collect().await.is_err() {
+                        return;
+                    }
+                    completed.lock().unwrap().push(id);
+                }
+            })
+        })
+        .collect();
+    let enough = async {
+        while completed.lock().unwrap().len() < 100 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), enough)
+        .await
+        .expect("100 responses");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    for w in workers {
+        w.await.unwrap();
+    }
+    let completed = completed.lock().unwrap().clone();
+    let db = rusqlite::Connection::open(data.join("ledger.sqlite3")).unwrap();
+    let ok: std::collections::HashSet<String> = db
+        .prepare("SELECT request_id FROM requests WHERE status = 'ok'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        completed.iter().all(|id| ok.contains(id)),
+        "every completed request is charged"
+    );
+    let unsettled: u64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM requests WHERE status = 'dropped'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        unsettled, 0,
+        "in-flight requests finished rather than being dropped"
+    );
+}

@@ -221,3 +221,35 @@ async fn hostile_bodies_get_400s_in_openai_shape() {
     }
     assert!(up.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_slow_client_slows_the_upstream_instead_of_growing_a_buffer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sent = std::sync::Arc::new(AtomicUsize::new(0));
+    let chunk = format!(
+        "data: {}\n\n",
+        json!({"choices": [{"delta": {"content": "x".repeat(1000)}}]})
+    );
+    let events: Vec<String> = std::iter::repeat_n(chunk, 50_000).collect(); // ~50 MB
+    let s = sent.clone();
+    let up = mock(move |_| Reply::SseCounted(events.clone(), s.clone())).await;
+    let p = proxy(&openai_policy(&[up.url()])).await;
+    let mut rsp = post_raw(&p.url("/v1/chat/completions"), request(true), &[]).await;
+    next_chunk(rsp.body_mut()).await.unwrap();
+    // The client now stops reading. Wait until the upstream stops making progress: socket and
+    // hyper buffers are bounded, so it must stall far short of the whole stream.
+    let mut last = usize::MAX;
+    loop {
+        let now = sent.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // waiting for no progress
+    }
+    assert!(
+        last < 25_000,
+        "the proxy read {last} of 50000 events for a client that reads nothing"
+    );
+    drop(rsp);
+}

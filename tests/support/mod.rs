@@ -44,6 +44,8 @@ pub enum Reply {
     },
     /// Send the SSE events, wait for the gate, then cut the connection mid-body.
     SseThenCut(Vec<String>, Arc<Notify>),
+    /// SSE events, counting in `sent` how many the connection has taken so far.
+    SseCounted(Vec<String>, Arc<std::sync::atomic::AtomicUsize>),
     /// Accept the request and never answer.
     Hang,
 }
@@ -143,6 +145,18 @@ async fn answer(reply: Reply) -> Response<MockBody> {
                 }
                 gate.notified().await;
                 let _ = tx.send(Err("cut".into())).await;
+            });
+            sse_response(rx)
+        }
+        Reply::SseCounted(events, sent) => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+            tokio::spawn(async move {
+                for e in events {
+                    if tx.send(Ok(Frame::data(Bytes::from(e)))).await.is_err() {
+                        return;
+                    }
+                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
             });
             sse_response(rx)
         }
