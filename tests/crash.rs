@@ -44,6 +44,52 @@ fn serve(policy: &std::path::Path, data_dir: &std::path::Path) -> (Child, String
     (child, url)
 }
 
+/// Eight clients in a loop until the server goes away; each completed response's request id
+/// and charge (micro-dollars) is pushed to `completed`.
+fn load(url: &str, completed: &Arc<Mutex<Vec<(String, u64)>>>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..8)
+        .map(|_| {
+            let (url, completed) = (url.to_owned(), completed.clone());
+            tokio::spawn(async move {
+                let client = client();
+                loop {
+                    let req = http::Request::post(url.as_str())
+                        .header("content-type", "application/json")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(request())))
+                        .unwrap();
+                    let Ok(rsp) = client.request(req).await else {
+                        return;
+                    };
+                    let id = rsp.headers()["x-switchyard-request-id"]
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
+                    let cost = rsp.headers().get("x-switchyard-cost-usd").map_or(0, |v| {
+                        (v.to_str().unwrap().parse::<f64>().unwrap() * 1e6).round() as u64
+                    });
+                    use http_body_util::BodyExt;
+                    if rsp.into_body().collect().await.is_err() {
+                        return;
+                    }
+                    completed.lock().unwrap().push((id, cost));
+                }
+            })
+        })
+        .collect()
+}
+
+/// Resolves once `n` responses completed (or fails the test after a minute).
+async fn until_completed(completed: &Arc<Mutex<Vec<(String, u64)>>>, n: usize) {
+    let enough = async {
+        while completed.lock().unwrap().len() < n {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), enough)
+        .await
+        .expect("responses");
+}
+
 fn request() -> String {
     json!({"model": "auto", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
         .to_string()
@@ -63,51 +109,15 @@ async fn kill_9_mid_load_loses_no_completed_spend_and_restart_resumes_totals() {
     let (mut child, base) = serve(&policy, &data);
     let url = format!("{base}/v1/chat/completions");
 
-    // Eight clients in a loop; each completed response is remembered with its charge.
-    let completed: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let (url, completed) = (url.clone(), completed.clone());
-            tokio::spawn(async move {
-                let client = client();
-                loop {
-                    let req = http::Request::post(url.as_str())
-                        .header("content-type", "application/json")
-                        .body(http_body_util::Full::new(bytes::Bytes::from(request())))
-                        .unwrap();
-                    let Ok(rsp) = client.request(req).await else {
-                        return;
-                    };
-                    let id = rsp.headers()["x-switchyard-request-id"]
-                        .to_str()
-                        .unwrap()
-                        .to_owned();
-                    let cost = rsp.headers().get("x-switchyard-cost-usd").map(|v| {
-                        (v.to_str().unwrap().parse::<f64>().unwrap() * 1e6).round() as u64
-                    });
-                    use http_body_util::BodyExt;
-                    if rsp.into_body().collect().await.is_err() {
-                        return;
-                    }
-                    completed.lock().unwrap().insert(id, cost.unwrap());
-                }
-            })
-        })
-        .collect();
-    let enough = async {
-        while completed.lock().unwrap().len() < 200 {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(60), enough)
-        .await
-        .expect("200 responses");
+    let completed: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let workers = load(&url, &completed);
+    until_completed(&completed, 200).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     for w in workers {
         w.await.unwrap();
     }
-    let completed = completed.lock().unwrap().clone();
+    let completed: HashMap<String, u64> = completed.lock().unwrap().iter().cloned().collect();
 
     let db = rusqlite::Connection::open(data.join("ledger.sqlite3")).unwrap();
     let rows: HashMap<String, u64> = db
@@ -184,41 +194,9 @@ async fn sigterm_under_load_finishes_or_charges_in_flight_requests_and_exits_0()
     let data = dir.path().join("data");
     let (mut child, base) = serve(&policy, &data);
     let url = format!("{base}/v1/chat/completions");
-    let completed: Arc<Mutex<Vec<String>>> = Arc::default();
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            let (url, completed) = (url.clone(), completed.clone());
-            tokio::spawn(async move {
-                let client = client();
-                loop {
-                    let req = http::Request::post(url.as_str())
-                        .header("content-type", "application/json")
-                        .body(http_body_util::Full::new(bytes::Bytes::from(request())))
-                        .unwrap();
-                    let Ok(rsp) = client.request(req).await else {
-                        return;
-                    };
-                    let id = rsp.headers()["x-switchyard-request-id"]
-                        .to_str()
-                        .unwrap()
-                        .to_owned();
-                    use http_body_util::BodyExt;
-                    if rsp.into_body().collect().await.is_err() {
-                        return;
-                    }
-                    completed.lock().unwrap().push(id);
-                }
-            })
-        })
-        .collect();
-    let enough = async {
-        while completed.lock().unwrap().len() < 100 {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(60), enough)
-        .await
-        .expect("100 responses");
+    let completed: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let workers = load(&url, &completed);
+    until_completed(&completed, 100).await;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -240,7 +218,7 @@ async fn sigterm_under_load_finishes_or_charges_in_flight_requests_and_exits_0()
         .map(Result::unwrap)
         .collect();
     assert!(
-        completed.iter().all(|id| ok.contains(id)),
+        completed.iter().all(|(id, _)| ok.contains(id)),
         "every completed request is charged"
     );
     let unsettled: u64 = db

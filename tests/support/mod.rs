@@ -224,19 +224,7 @@ pub async fn proxy_full(
         .unwrap_or_else(|e| panic!("{e:#?}"));
     let data_dir = tempfile::tempdir().unwrap();
     let state = switchyard::state_with_clock(policy, limits, data_dir.path(), clock).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let done = tokio::spawn(switchyard::run(state.clone(), listener, async {
-        let _ = rx.await;
-    }));
-    Proxy {
-        addr,
-        data_dir,
-        state,
-        stop: Some(tx),
-        done,
-    }
+    proxy_from_state(state, data_dir).await
 }
 
 /// Serve an already built state (its ledger in `data_dir`).
