@@ -408,12 +408,22 @@ impl State {
             tracing::error!(budget = %charge.budget, scope_id = %charge.scope_id, "settling a reservation with no counter");
             return;
         };
+        let spec = self.budgets.iter().find(|b| b.spec.name == charge.budget).map(|b| &b.spec);
+        let before = spec.map(|s| state_of(s, c.spent, MicroUsd::ZERO).1);
         c.held = c.held.saturating_sub(amount);
         c.spent += actual;
         c.overshoot += overshoot;
         c.outstanding = c.outstanding.saturating_sub(1);
         if overshoot > MicroUsd::ZERO {
             tracing::warn!(budget = %charge.budget, scope_id = %charge.scope_id, %overshoot, "provider overshot its reservation");
+        }
+        // Committed spend crossing a `warn_at`, `downgrade_at` or the cap is logged once, as
+        // it happens (the dashboard shows the state continuously).
+        if let (Some(spec), Some(before)) = (spec, before) {
+            let (used, after) = state_of(spec, c.spent, MicroUsd::ZERO);
+            if after > before && after != BudgetState::Ok {
+                tracing::warn!(budget = %charge.budget, scope_id = %charge.scope_id, used = %used, state = ?after, "budget threshold crossed");
+            }
         }
         let stale = self
             .budgets
