@@ -408,7 +408,11 @@ impl State {
             tracing::error!(budget = %charge.budget, scope_id = %charge.scope_id, "settling a reservation with no counter");
             return;
         };
-        let spec = self.budgets.iter().find(|b| b.spec.name == charge.budget).map(|b| &b.spec);
+        let spec = self
+            .budgets
+            .iter()
+            .find(|b| b.spec.name == charge.budget)
+            .map(|b| &b.spec);
         let before = spec.map(|s| state_of(s, c.spent, MicroUsd::ZERO).1);
         c.held = c.held.saturating_sub(amount);
         c.spent += actual;
