@@ -78,7 +78,9 @@ impl Reloader {
             Err(err) => {
                 s.last_attempt_ok = false;
                 s.errors = match err {
-                    Error::Invalid(d) if d.is_empty() => vec!["this policy was not loaded from a file".to_owned()],
+                    Error::Invalid(d) if d.is_empty() => {
+                        vec!["this policy was not loaded from a file".to_owned()]
+                    }
                     Error::Invalid(d) => d.iter().map(ToString::to_string).collect(),
                     other => vec![chain(other)],
                 };
