@@ -21,6 +21,7 @@ pub mod budget;
 pub mod chat;
 pub mod classify;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod policy;
 pub mod providers;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod route;
 pub mod server;
 pub mod tally;
+pub mod telemetry;
 
 use std::future::Future;
 use std::path::Path;
@@ -98,7 +100,11 @@ pub fn state_from_file(
 ) -> Result<AppState, StartError> {
     let policy = Policy::load(path)?;
     let mut state = state_with_clock(policy, limits, data_dir, clock)?;
-    state.reloader = Arc::new(policy::Reloader::new(Some(path), &path.display().to_string(), (state.clock)()));
+    state.reloader = Arc::new(policy::Reloader::new(
+        Some(path),
+        &path.display().to_string(),
+        (state.clock)(),
+    ));
     Ok(state)
 }
 
@@ -121,6 +127,7 @@ pub fn state_with_clock(
         ledger,
         clock,
         tally: Arc::new(tally::Tally::default()),
+        traces: telemetry::Traces::off(),
         limits,
     })
 }
@@ -146,7 +153,11 @@ pub fn spawn_reload_triggers(state: AppState, every: std::time::Duration) {
     let Some(path) = state.reloader.path().map(Path::to_path_buf) else {
         return;
     };
-    let stamp = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().ok(), m.len()));
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
     let watched = state.clone();
     tokio::spawn(async move {
         let mut last = stamp(&path);
@@ -163,7 +174,8 @@ pub fn spawn_reload_triggers(state: AppState, every: std::time::Duration) {
     });
     #[cfg(unix)]
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             tracing::warn!("cannot listen for SIGHUP; reload by editing the file instead");
             return;
         };

@@ -28,6 +28,7 @@ use crate::classify::{self, Classification, Difficulty, Task};
 use crate::policy::{Model, ModelKind, Policy, Tier};
 use crate::providers::{self, Operation, StreamEnd, UsageTap, estimate_tokens};
 use crate::route::{self, Decision, Facts, NoRoute, Reason, RuleInput};
+use crate::telemetry::metrics;
 
 /// Dispatch by method and path; every error becomes a response in the client's shape here.
 pub async fn route_request(
@@ -108,14 +109,16 @@ async fn complete(
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
+    let mut span = state.traces.start(
+        match endpoint {
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Chat | Endpoint::Messages => "chat",
+        },
+        &request.model,
+        request_id,
+    );
     let classifier = state.classifier.load();
-    let plan = plan(
-        &classifier,
-        &policy,
-        &request,
-        &parts.headers,
-        model_kind,
-    )?;
+    let plan = plan(&classifier, &policy, &request, &parts.headers, model_kind)?;
     if parts
         .headers
         .get(HEADER_DRY_RUN)
@@ -124,11 +127,20 @@ async fn complete(
         return Ok(dry_run(&policy, plan, &request));
     }
     let (class_task, class_difficulty) = (plan.task, plan.difficulty);
-    let mut decision = plan.decision.map_err(|none| {
-        let reasons: Vec<String> = none.reasons.iter().map(ToString::to_string).collect();
-        tracing::info!(reasons = ?reasons, "no route");
-        ApiError::NoRoute
-    })?;
+    let mut decision = match plan.decision {
+        Ok(d) => d,
+        Err(none) => {
+            let reasons: Vec<String> = none.reasons.iter().map(ToString::to_string).collect();
+            tracing::info!(reasons = ?reasons, "no route");
+            span.failed("no_route");
+            return Err(ApiError::NoRoute);
+        }
+    };
+    span.decided(
+        &decision.route.name,
+        class_task.map(Task::as_str),
+        class_difficulty.map(Difficulty::as_str),
+    );
 
     // Money: reserve the worst case before anything is sent.
     let now = (state.clock)();
@@ -164,16 +176,21 @@ async fn complete(
         Err(exhausted) => {
             // The refusal leaves its row too; nobody waits for it.
             drop(state.ledger.record(facts.row("", "", "rejected")));
+            metrics::record_rejection(&exhausted.budget);
+            span.failed("budget_exceeded");
             return Err(ApiError::BudgetExceeded(exhausted));
         }
     };
 
-    let Sent {
-        model,
-        exchange,
-        upstream,
-        mut reservation,
-    } = send_first_available(
+    if decision
+        .reasons
+        .iter()
+        .any(|r| matches!(r, Reason::Downgraded { .. } | Reason::FrontierKeptForHard))
+    {
+        metrics::record_downgrade(&decision.route.name);
+    }
+    metrics::record_overhead(started.elapsed());
+    let sent = send_first_available(
         state,
         &policy,
         &decision,
@@ -184,7 +201,27 @@ async fn complete(
         reservation,
         &facts,
     )
-    .await?;
+    .await;
+    let Sent {
+        model,
+        exchange,
+        upstream,
+        mut reservation,
+    } = match sent {
+        Ok(sent) => sent,
+        Err(err) => {
+            span.failed("upstream_error");
+            return Err(err);
+        }
+    };
+    if let Some(provider) = policy.provider_of(model) {
+        span.answered(
+            provider.kind.as_str(),
+            &model.name,
+            &model.upstream,
+            model.tier.as_str(),
+        );
+    }
     reservation.set_drop_row(facts.row(&model.name, model.tier.as_str(), "dropped"));
     let read_timeout = policy
         .provider_of(model)
@@ -208,6 +245,7 @@ async fn complete(
         // upstream's own error, unchanged. Translated: re-shaped for the client, status kept.
         let row = facts.row(&model.name, model.tier.as_str(), "upstream_rejected");
         drop(reservation.release(row));
+        span.failed("upstream_rejected");
         if exchange.is_passthrough() {
             if let Some(ct) = upstream.headers().get(header::CONTENT_TYPE) {
                 headers.insert(header::CONTENT_TYPE, ct.clone());
@@ -229,6 +267,7 @@ async fn complete(
     }
     let charge = spend::Charge::new(
         reservation,
+        span,
         facts,
         state.tally.clone(),
         &policy,
@@ -322,8 +361,12 @@ fn plan<'p>(
     headers: &HeaderMap,
     kind: ModelKind,
 ) -> Result<Plan<'p>, ApiError> {
-    let classification = (kind == ModelKind::Chat)
-        .then(|| classifier.classify(&classifier_input(request), &policy.thresholds));
+    let classification = (kind == ModelKind::Chat).then(|| {
+        let started = Instant::now();
+        let c = classifier.classify(&classifier_input(request), &policy.thresholds);
+        metrics::record_classify(started.elapsed());
+        c
+    });
     let last_user = request.last_user_text();
     let overrides = route::apply_rules(
         policy,
@@ -506,15 +549,23 @@ async fn send_first_available<'p>(
         }
         let exchange = Exchange::new(dialect, provider.kind);
         let body = exchange.request(request, original, &model.upstream)?;
-        match state
+        let sent_at = Instant::now();
+        let answer = state
             .client
             .send(provider, operation, body, request.stream)
-            .await
-        {
+            .await;
+        metrics::record_upstream(&model.name, sent_at.elapsed());
+        match answer {
             Ok(rsp)
                 if rsp.status().is_server_error()
                     || rsp.status() == StatusCode::TOO_MANY_REQUESTS =>
             {
+                let status = if rsp.status() == StatusCode::TOO_MANY_REQUESTS {
+                    "rate_limited"
+                } else {
+                    "server_error"
+                };
+                metrics::record_upstream_error(&model.name, status);
                 tracing::warn!(model = %model.name, status = rsp.status().as_u16(), "provider refused; trying the next candidate");
                 last = Some(providers::Error::Status {
                     provider: provider.name.to_string(),
@@ -530,6 +581,7 @@ async fn send_first_available<'p>(
                 });
             }
             Err(err) => {
+                metrics::record_upstream_error(&model.name, "unavailable");
                 tracing::warn!(model = %model.name, error = %err, "provider unavailable; trying the next candidate");
                 last = Some(err);
             }
