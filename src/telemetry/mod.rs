@@ -87,20 +87,24 @@ impl Traces {
 pub fn traces_from_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<SdkTracerProvider>, Error> {
-    let set = |name: &str| env(name).is_some_and(|v| !v.trim().is_empty());
-    let enabled = (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-        && !env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        && !env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
-    if !enabled {
+    let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    // The signal's own endpoint is used as written; the general one gets `/v1/traces`.
+    let endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| {
+        get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+    });
+    let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+    let Some(endpoint) = endpoint.filter(|_| !disabled) else {
         return Ok(None);
-    }
+    };
     if let Some(protocol) =
         env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
         && protocol != "http/protobuf"
     {
         tracing::warn!(%protocol, "only OTLP http/protobuf is supported; using it");
     }
-    Ok(Some(provider(otlp::exporter()?)))
+    Ok(Some(provider(otlp::exporter(endpoint)?)))
 }
 
 /// A tracer provider that batches spans into `exporter`, with `service.name` = `switchyard`

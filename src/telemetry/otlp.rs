@@ -67,10 +67,12 @@ impl opentelemetry_http::HttpClient for Client {
     }
 }
 
-/// The span exporter, configured from the `OTEL_EXPORTER_OTLP_*` variables.
-pub(super) fn exporter() -> Result<opentelemetry_otlp::SpanExporter, Error> {
+/// The span exporter posting to `endpoint` (the full `…/v1/traces` URL); headers, timeout and
+/// compression come from the `OTEL_EXPORTER_OTLP_*` variables.
+pub(super) fn exporter(endpoint: String) -> Result<opentelemetry_otlp::SpanExporter, Error> {
     Ok(opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_endpoint(endpoint)
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_http_client(Client::new()?)
         .build()?)
