@@ -111,7 +111,7 @@ function drawSummary(tier) {
 }
 
 function drawDaily(data, budgets) {
-  const days = data.days, w = 900, h = 220, pad = 44, bw = (w - pad - 10) / Math.max(1, days.length);
+  const days = data.days, w = 1200, h = 220, pad = 44, bw = (w - pad - 10) / Math.max(1, days.length);
   const maxDay = Math.max(0.000001, ...days.map((d) => d.cost_usd));
   const global = budgets.budgets.find((b) => b.scope === "global");
   const total = days.length ? days[days.length - 1].cumulative_cost_usd : 0;
