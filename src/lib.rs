@@ -21,6 +21,7 @@ pub mod budget;
 pub mod chat;
 pub mod classify;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod policy;
 pub mod providers;
@@ -29,6 +30,7 @@ pub mod route;
 pub mod server;
 pub mod simulate;
 pub mod tally;
+pub mod telemetry;
 
 use std::future::Future;
 use std::path::Path;
@@ -126,6 +128,7 @@ pub fn state_with_clock(
         ledger,
         clock,
         tally: Arc::new(tally::Tally::default()),
+        traces: telemetry::Traces::off(),
         limits,
     })
 }

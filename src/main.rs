@@ -29,6 +29,9 @@ enum Command {
         /// Proxy address (an ephemeral port is used if it is taken).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Dashboard address (an ephemeral port is used if it is taken).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
         /// Exit after the report instead of serving until Ctrl-C.
         #[arg(long)]
         once: bool,
@@ -175,7 +178,8 @@ struct ServeArgs {
     /// Proxy listen address.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Admin listener (dashboard, /metrics); reserved until the dashboard lands.
+    /// Admin listener: dashboard, /api/v1, /metrics, /healthz, /readyz. Beyond loopback it
+    /// needs SWITCHYARD_ADMIN_TOKEN (read from the environment only).
     #[arg(
         long,
         env = "SWITCHYARD_ADMIN_LISTEN",
@@ -256,9 +260,18 @@ fn main() -> ExitCode {
             month.as_deref(),
             json,
         ),
-        Command::Demo { listen, once } => runtime.block_on(async {
+        Command::Demo {
+            listen,
+            admin_listen,
+            once,
+        } => runtime.block_on(async {
             switchyard::demo::run(
-                switchyard::demo::Options { listen, once },
+                switchyard::demo::Options {
+                    listen,
+                    admin_listen,
+                    metrics: install_metrics(),
+                    once,
+                },
                 shutdown_signal(),
             )
             .await
@@ -335,13 +348,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         ..Limits::default()
     };
-    let _reserved = &args.admin_listen;
-    let state = switchyard::state_from_file(
+    let admin = admin_from_env(args.admin_listen)?;
+    let mut state = switchyard::state_from_file(
         &args.policy,
         limits,
         &args.data_dir,
         switchyard::system_clock(),
     )?;
+    let traces = switchyard::telemetry::traces_from_env(&|name| std::env::var(name).ok())
+        .context("cannot set up OpenTelemetry tracing")?;
+    if let Some(provider) = &traces {
+        state.traces = switchyard::telemetry::Traces::from_provider(provider);
+        tracing::info!("exporting traces over OTLP/HTTP");
+    }
     switchyard::spawn_reload_triggers(state.clone(), Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -350,12 +369,66 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if policy_has_no_keys && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "no `keys` in the policy: every client is one anonymous tenant, and this address is reachable beyond loopback");
     }
-    // One line on stdout, for scripts and supervisors (the port may have been 0).
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", args.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_server = tokio::spawn(switchyard::dashboard::serve(
+        admin_listener,
+        state.clone(),
+        admin,
+        async {
+            // A dropped sender also means stop.
+            let _stopped = admin_stopped.await;
+        },
+    ));
+    // One line on stdout each, for scripts and supervisors (the ports may have been 0).
     println!("switchyard listening on http://{addr}");
-    tracing::info!(%addr, policy = %args.policy.display(), "serving");
+    // A supervisor may read only the first line and close the pipe: that is not a failure.
+    let _ignored = writeln!(
+        std::io::stdout(),
+        "switchyard dashboard on http://{admin_addr}/"
+    );
+    tracing::info!(%addr, %admin_addr, policy = %args.policy.display(), "serving");
     switchyard::run(state, listener, shutdown_signal()).await?;
+    drop(admin_stop);
+    if let Ok(Err(err)) = admin_server.await {
+        tracing::warn!(error = %err, "admin listener failed");
+    }
+    if let Some(provider) = traces
+        && let Err(err) = tokio::task::spawn_blocking(move || provider.shutdown()).await?
+    {
+        tracing::warn!(error = %err, "flushing traces failed");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The admin listener's token (`SWITCHYARD_ADMIN_TOKEN`) and the metrics recorder, checked
+/// against the address: beyond loopback a token is required.
+fn admin_from_env(addr: SocketAddr) -> anyhow::Result<switchyard::dashboard::Admin> {
+    use switchyard::dashboard::{Token, check_exposure};
+    let token = match std::env::var("SWITCHYARD_ADMIN_TOKEN") {
+        Ok(t) => Some(Token::new(&t)?),
+        Err(_) => None,
+    };
+    check_exposure(addr, token.as_ref())?;
+    Ok(switchyard::dashboard::Admin {
+        token,
+        metrics: install_metrics(),
+    })
+}
+
+/// The process-wide Prometheus recorder; `None` (and a warning) if it cannot be installed.
+fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    match switchyard::telemetry::metrics::install() {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot install the metrics recorder; /metrics is off");
+            None
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

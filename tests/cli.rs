@@ -172,6 +172,8 @@ fn classify_writes_one_line_per_input_line_and_goes_on_after_a_bad_one() {
 async fn the_demo_runs_offline_over_all_eleven_tasks_and_saves_money() {
     let opts = switchyard::demo::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        metrics: None,
         once: true,
     };
     let summary = switchyard::demo::run(opts, std::future::pending())

@@ -23,7 +23,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 /// Start `switchyard serve` on an ephemeral port; returns the child and its base URL.
 fn serve(policy: &std::path::Path, data_dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--policy"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--policy",
+        ])
         .arg(policy)
         .arg("--data-dir")
         .arg(data_dir)

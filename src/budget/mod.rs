@@ -7,6 +7,7 @@
 //!
 //! - `money.rs`: integer micro-dollars and the cost formula.
 //! - `window.rs`: pure calendar-month windows in a budget's time zone.
+//! - `forecast.rs`: pure burn rate and month-end projection, for the dashboard and alerts.
 //! - `spec.rs`: budget specs, tenants, status and the `Exhausted` refusal.
 //! - `reservation.rs`: the settle-once guard.
 //! - `row.rs`: the ledger row (one per request, never prompt text).
@@ -23,6 +24,7 @@
 //! - Time is passed in (`now`); nothing here reads a clock. A `now` earlier than one already
 //!   seen is treated as the latest seen, so a stale clock cannot reopen a closed month.
 
+mod forecast;
 mod money;
 mod reservation;
 mod row;
@@ -39,14 +41,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
 
+pub use forecast::{Forecast, forecast};
 pub use money::{MicroUsd, Price, Usage};
 pub use reservation::Reservation;
 pub use row::{Counterfactual, Row, STATUS_DROPPED};
 pub use spec::{
     BudgetSpec, BudgetState, BudgetStatus, Exhausted, GLOBAL_SCOPE_ID, OnLimit, Ppm, Scope, Tenant,
 };
-pub use store::{Dimension, Durable, MonthRow, Served, SqliteStore, Store};
-pub use window::{MonthId, Window, month_window};
+pub use store::{
+    DayRow, Dimension, Durable, GridCell, MonthRow, RecentRow, Served, SqliteStore, Store,
+};
+pub use window::{MonthId, Window, month_window, window_of};
 
 use spec::state_of;
 use store::Charge;
@@ -254,6 +259,54 @@ impl Ledger {
         out
     }
 
+    /// How each budget of the policy stood at the end of a month other than the current one,
+    /// from that month's committed spend (`Store::month_spend`) and TODAY's specs (limits and
+    /// thresholds as the policy now says; nothing is held). Every global budget appears; scoped
+    /// ones only for the copies that spent.
+    pub fn month_status(
+        &self,
+        month: MonthId,
+        spent: &[(String, String, MicroUsd)],
+    ) -> Vec<BudgetStatus> {
+        let state = self.lock();
+        let mut out = Vec::new();
+        for b in &state.budgets {
+            let window = window_of(&b.spec.timezone, month);
+            let mut copies: Vec<(Arc<str>, MicroUsd)> = spent
+                .iter()
+                .filter(|(name, _, _)| **name == *b.spec.name)
+                .map(|(_, id, s)| (Arc::from(id.as_str()), *s))
+                .collect();
+            if b.spec.scope == Scope::Global && copies.is_empty() {
+                copies.push((state.global_id.clone(), MicroUsd::ZERO));
+            }
+            for (scope_id, spent) in copies {
+                let (used, st) = state_of(&b.spec, spent, MicroUsd::ZERO);
+                out.push(BudgetStatus {
+                    budget: b.spec.name.clone(),
+                    scope: b.spec.scope,
+                    scope_id,
+                    month,
+                    limit: b.spec.limit,
+                    spent,
+                    held: MicroUsd::ZERO,
+                    remaining: b.spec.limit.saturating_sub(spent),
+                    used,
+                    state: st,
+                    on_limit: b.spec.on_limit,
+                    starts_at: window.start,
+                    resets_at: window.end,
+                });
+            }
+        }
+        out
+    }
+
+    /// The budget specs in force, in policy order.
+    pub fn specs(&self) -> Vec<BudgetSpec> {
+        self.lock().budgets.iter().map(|b| b.spec.clone()).collect()
+    }
+
     /// Moves a reservation's hold from `old` to `new` in each of its budget copies, checking
     /// every copy before changing any (all or nothing, under one lock).
     fn resize(&self, charges: &[Charge], old: MicroUsd, new: MicroUsd) -> Result<(), Exhausted> {
@@ -408,26 +461,12 @@ impl State {
             tracing::error!(budget = %charge.budget, scope_id = %charge.scope_id, "settling a reservation with no counter");
             return;
         };
-        let spec = self
-            .budgets
-            .iter()
-            .find(|b| b.spec.name == charge.budget)
-            .map(|b| &b.spec);
-        let before = spec.map(|s| state_of(s, c.spent, MicroUsd::ZERO).1);
         c.held = c.held.saturating_sub(amount);
         c.spent += actual;
         c.overshoot += overshoot;
         c.outstanding = c.outstanding.saturating_sub(1);
         if overshoot > MicroUsd::ZERO {
             tracing::warn!(budget = %charge.budget, scope_id = %charge.scope_id, %overshoot, "provider overshot its reservation");
-        }
-        // Committed spend crossing a `warn_at`, `downgrade_at` or the cap is logged once, as
-        // it happens (the dashboard shows the state continuously).
-        if let (Some(spec), Some(before)) = (spec, before) {
-            let (used, after) = state_of(spec, c.spent, MicroUsd::ZERO);
-            if after > before && after != BudgetState::Ok {
-                tracing::warn!(budget = %charge.budget, scope_id = %charge.scope_id, used = %used, state = ?after, "budget threshold crossed");
-            }
         }
         let stale = self
             .budgets
@@ -458,6 +497,7 @@ impl State {
             used,
             state,
             on_limit: b.spec.on_limit,
+            starts_at: b.window.start,
             resets_at: b.window.end,
         }
     }

@@ -161,6 +161,8 @@ pub struct BudgetStatus {
     pub used: Ppm,
     pub state: BudgetState,
     pub on_limit: OnLimit,
+    /// The start of the month window (local midnight on the 1st).
+    pub starts_at: Timestamp,
     /// The end of the month window: when the budget resets.
     pub resets_at: Timestamp,
 }

@@ -111,6 +111,11 @@ pub fn month_window(tz: &TimeZone, now: Timestamp) -> Window {
         year: local.year(),
         month: 1,
     });
+    window_of(tz, month)
+}
+
+/// The window of `month` in `tz` (clamped like `month_window` at the edges of jiff's range).
+pub fn window_of(tz: &TimeZone, month: MonthId) -> Window {
     let start = local_midnight(tz, month).unwrap_or(Timestamp::MIN);
     let end = month
         .next()
@@ -190,6 +195,13 @@ mod tests {
         assert_eq!(jan.month.to_string(), "2027-01");
         assert_eq!(jan.start, dec.end);
         assert_eq!(jan.end, ts("2027-02-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn window_of_a_named_month_matches_the_window_around_an_instant_in_it() {
+        let kl = tz("Asia/Kuala_Lumpur");
+        let named = window_of(&kl, MonthId::parse("2026-12").unwrap());
+        assert_eq!(named, month_window(&kl, ts("2026-12-15T00:00:00Z")));
     }
 
     #[test]

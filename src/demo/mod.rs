@@ -46,6 +46,8 @@ pub enum Error {
     },
     #[error("cannot build the proxy")]
     Proxy(#[source] crate::StartError),
+    #[error("cannot start the dashboard")]
+    Admin(#[source] crate::dashboard::Error),
     #[error("the proxy server failed")]
     Serve(#[source] std::io::Error),
     #[error("a bundled sample prompt is malformed (line {line})")]
@@ -55,6 +57,10 @@ pub enum Error {
 pub struct Options {
     /// Proxy address; if taken, an ephemeral port is used instead.
     pub listen: SocketAddr,
+    /// Dashboard address (loopback; if taken, an ephemeral port is used instead).
+    pub admin_listen: SocketAddr,
+    /// Renders the dashboard's `/metrics` (None: 503 there).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Exit after the report.
     pub once: bool,
 }
@@ -139,9 +145,42 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
         let _stopped = stop_rx.await;
     }));
 
+    let admin_listener = match TcpListener::bind(opts.admin_listen).await {
+        Ok(l) => l,
+        Err(_) => TcpListener::bind(loopback)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: opts.admin_listen,
+                source,
+            })?,
+    };
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| Error::Listen {
+            addr: opts.admin_listen,
+            source,
+        })?;
+    // The demo's dashboard has no token, so it stays on loopback whatever was asked.
+    crate::dashboard::check_exposure(admin_addr, None).map_err(Error::Admin)?;
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = crate::dashboard::Admin {
+        token: None,
+        metrics: opts.metrics,
+    };
+    let admin_server = tokio::spawn(crate::dashboard::serve(
+        admin_listener,
+        state.clone(),
+        admin,
+        async {
+            // A dropped sender also means stop.
+            let _stopped = admin_stopped.await;
+        },
+    ));
+
     println!(
         "switchyard demo: proxy on http://{addr}, simulated providers on {open_addr} (open) and {frontier_addr} (frontier)"
     );
+    println!("Dashboard: http://{admin_addr}/");
     let replay = replay(addr).await?;
     let snapshot = state.policy.snapshot();
     let rows = state.tally.rows();
@@ -167,7 +206,7 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
 
     if !opts.once {
         println!();
-        println!("Serving until Ctrl-C. Try it:");
+        println!("Serving until Ctrl-C. Open the dashboard at http://{admin_addr}/ or try:");
         println!(
             "  curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' \\"
         );
@@ -178,6 +217,9 @@ pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<Su
     }
     // The receiver is gone only if the server already stopped.
     let _sent = stop_tx.send(());
+    drop(admin_stop);
+    // The dashboard only reads; how it ended does not change the demo's outcome.
+    let _admin = admin_server.await;
     let served = match server.await {
         Ok(result) => result.map_err(Error::Serve),
         Err(join) => Err(Error::Serve(std::io::Error::other(join))),

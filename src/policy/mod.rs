@@ -52,6 +52,8 @@ pub struct Policy {
     pub keys: Vec<VirtualKey>,
     /// Whether a client may pin a tier with `x-switchyard-tier: open|frontier`.
     pub allow_tier_header: bool,
+    /// How the dashboard shows money (None: US dollars).
+    pub display_currency: Option<DisplayCurrency>,
     model_index: HashMap<Arc<str>, usize>,
     /// Every `model` a client may ask for: `auto`, logical model names and route aliases.
     requestable: HashSet<Arc<str>>,
@@ -89,6 +91,14 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// A display currency: `per_usd` units of `code` per US dollar. For display only; money is
+/// integer micro-dollars everywhere else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisplayCurrency {
+    pub code: Arc<str>,
+    pub per_usd: f64,
 }
 
 /// A virtual key as the policy holds it: never the key, only its SHA-256.

@@ -25,6 +25,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "allow_tier_header",
     "budgets",
     "keys",
+    "display_currency",
 ];
 
 /// `classifier:`: replace the embedded weights.
@@ -52,6 +53,16 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic's Messages API.
     Anthropic,
+}
+
+impl ProviderKind {
+    /// The GenAI semantic-convention provider name (`gen_ai.provider.name`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -418,5 +429,48 @@ impl TryFrom<String> for Sha256Hex {
             *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
         }
         Ok(Sha256Hex(out))
+    }
+}
+
+/// `display_currency: { code: MYR, per_usd: 4.45 }`: how the dashboard shows money. Money stays
+/// USD underneath; this is a display rate only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDisplayCurrency {
+    pub code: CurrencyCode,
+    pub per_usd: PerUsd,
+}
+
+/// An ISO 4217-style code: three upper-case ASCII letters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct CurrencyCode(pub String);
+
+impl TryFrom<String> for CurrencyCode {
+    type Error = String;
+    fn try_from(code: String) -> Result<Self, String> {
+        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(CurrencyCode(code))
+        } else {
+            Err(format!(
+                "`{code}` is not a currency code (three upper-case letters, e.g. `MYR`)"
+            ))
+        }
+    }
+}
+
+/// Units of the display currency per US dollar, 0 < x <= 1000000.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "f64")]
+pub(super) struct PerUsd(pub f64);
+
+impl TryFrom<f64> for PerUsd {
+    type Error = String;
+    fn try_from(x: f64) -> Result<Self, String> {
+        if x > 0.0 && x <= 1e6 {
+            Ok(PerUsd(x))
+        } else {
+            Err(format!("{x} is outside 0 < per_usd <= 1000000"))
+        }
     }
 }

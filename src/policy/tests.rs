@@ -223,3 +223,28 @@ fn secrets_are_redacted_in_debug_output() {
     assert!(!debug.contains("sk-test"));
     assert!(debug.contains("[redacted]"));
 }
+
+#[test]
+fn display_currency_is_read_and_checked_where_it_is_written() {
+    let ok = Policy::from_yaml(
+        "p.yaml",
+        &format!("{VALID}display_currency: {{ code: MYR, per_usd: 4.45 }}\n"),
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(
+        ok.display_currency,
+        Some(DisplayCurrency {
+            code: "MYR".into(),
+            per_usd: 4.45
+        })
+    );
+    assert_error(
+        &format!("{VALID}display_currency:\n  code: ringgit\n  per_usd: 4.45\n"),
+        "p.yaml:16:9: `ringgit` is not a currency code (three upper-case letters, e.g. `MYR`) (at `display_currency.code`)",
+    );
+    assert_error(
+        &format!("{VALID}display_currency:\n  code: MYR\n  per_usd: 0\n"),
+        "p.yaml:17:12: 0 is outside 0 < per_usd <= 1000000 (at `display_currency.per_usd`)",
+    );
+}

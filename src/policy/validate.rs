@@ -15,8 +15,8 @@ use serde_yaml::Value;
 use super::VirtualKey;
 use super::position::{Index, join_index, join_key};
 use super::schema::{
-    Mode, ModelKind, OneOrMany, RawBudget, RawClassifier, RawKey, RawModel, RawOnLimit,
-    RawProvider, RawRoute, RawRule, RawScope, RawThresholds, TOP_LEVEL_KEYS,
+    Mode, ModelKind, OneOrMany, RawBudget, RawClassifier, RawDisplayCurrency, RawKey, RawModel,
+    RawOnLimit, RawProvider, RawRoute, RawRule, RawScope, RawThresholds, TOP_LEVEL_KEYS,
 };
 use super::{
     DEFAULT_MAX_OUTPUT_TOKENS, Diagnostic, Model, Policy, ProviderSpec, Route, Rule, Secret,
@@ -376,6 +376,13 @@ pub(super) fn build(
         .unwrap_or(false);
     let budgets = budgets(sections.get("budgets").copied(), &mut cx);
     let keys = keys(sections.get("keys").copied(), &mut cx);
+    let display_currency = sections
+        .get("display_currency")
+        .and_then(|v| cx.parse::<RawDisplayCurrency>(v, "display_currency"))
+        .map(|c| super::DisplayCurrency {
+            code: c.code.0.into(),
+            per_usd: c.per_usd.0,
+        });
 
     if !cx.diagnostics.is_empty() {
         cx.diagnostics
@@ -400,6 +407,7 @@ pub(super) fn build(
         allow_tier_header,
         budgets,
         keys,
+        display_currency,
         model_index,
         requestable,
     })

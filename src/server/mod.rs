@@ -68,6 +68,8 @@ pub struct AppState {
     pub clock: crate::Clock,
     /// Running totals (a concurrent map).
     pub tally: Arc<Tally>,
+    /// Where request spans go (off unless `OTEL_*` asks; the SDK synchronises internally).
+    pub traces: crate::telemetry::Traces,
     pub limits: Limits,
 }
 
@@ -97,6 +99,7 @@ impl AppState {
             Ok(())
         });
         self.reloader.record(now, result.as_ref().map(|_| ()));
+        crate::telemetry::metrics::record_reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(source = ?self.reloader.path(), "policy reloaded"),
             Err(err) => {

@@ -28,6 +28,7 @@ use crate::classify::{self, Classification, Difficulty, Task};
 use crate::policy::{Mode, Model, ModelKind, Policy, Tier, Trigger};
 use crate::providers::{self, Operation, StreamEnd, UsageTap, estimate_tokens};
 use crate::route::{self, Decision, Facts, NoRoute, Reason, RuleInput};
+use crate::telemetry::{RequestSpan, metrics};
 
 /// Dispatch by method and path; every error becomes a response in the client's shape here.
 pub async fn route_request(
@@ -108,6 +109,14 @@ async fn complete(
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
+    let mut span = state.traces.start(
+        match endpoint {
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Chat | Endpoint::Messages => "chat",
+        },
+        &request.model,
+        request_id,
+    );
     let classifier = state.classifier.load();
     let plan = plan(&classifier, &policy, &request, &parts.headers, model_kind)?;
     if parts
@@ -118,11 +127,20 @@ async fn complete(
         return Ok(dry_run(&policy, plan, &request));
     }
     let (class_task, class_difficulty) = (plan.task, plan.difficulty);
-    let mut decision = plan.decision.map_err(|none| {
-        let reasons: Vec<String> = none.reasons.iter().map(ToString::to_string).collect();
-        tracing::info!(reasons = ?reasons, "no route");
-        ApiError::NoRoute
-    })?;
+    let mut decision = match plan.decision {
+        Ok(d) => d,
+        Err(none) => {
+            let reasons: Vec<String> = none.reasons.iter().map(ToString::to_string).collect();
+            tracing::info!(reasons = ?reasons, "no route");
+            span.failed("no_route");
+            return Err(ApiError::NoRoute);
+        }
+    };
+    span.decided(
+        &decision.route.name,
+        class_task.map(Task::as_str),
+        class_difficulty.map(Difficulty::as_str),
+    );
 
     // Money: reserve the worst case before anything is sent.
     let now = (state.clock)();
@@ -168,6 +186,8 @@ async fn complete(
         Err(exhausted) => {
             // The refusal leaves its row too; nobody waits for it.
             drop(state.ledger.record(facts.row("", "", "rejected")));
+            metrics::record_rejection(&exhausted.budget);
+            span.failed("budget_exceeded");
             return Err(ApiError::BudgetExceeded(exhausted));
         }
     };
@@ -196,7 +216,17 @@ async fn complete(
         request_id,
         tenant: &tenant,
     };
-    let first = call.attempt(&decision, reservation, facts.clone()).await;
+    if decision
+        .reasons
+        .iter()
+        .any(|r| matches!(r, Reason::Downgraded { .. } | Reason::FrontierKeptForHard))
+    {
+        metrics::record_downgrade(&decision.route.name);
+    }
+    metrics::record_overhead(started.elapsed());
+    let first = call
+        .attempt(&decision, reservation, facts.clone(), span)
+        .await;
 
     // The escalation cascade: non-streamed answers only, before anything reached the client.
     let Some(escalate) = decision.route.escalate.as_ref().filter(|_| !request.stream) else {
@@ -232,7 +262,10 @@ async fn complete(
     };
     tracing::debug!(trigger = trigger.as_str(), "escalating");
     let first_cost = first.as_ref().map_or(MicroUsd::ZERO, Answer::cost);
-    let mut escalated = call.attempt(&second, reservation, facts).await?;
+    metrics::record_escalation(&decision.route.name, trigger.as_str());
+    // The escalation is its own attempt, with its own span.
+    let span = state.traces.start("chat", &request.model, request_id);
+    let mut escalated = call.attempt(&second, reservation, facts, span).await?;
     escalated.add_cost(first_cost);
     headers.insert(HEADER_ESCALATED, HeaderValue::from_static(trigger.as_str()));
     Ok(escalated.into_response(headers))
@@ -340,6 +373,7 @@ impl<'p> Call<'_, 'p> {
         decision: &Decision<'p>,
         reservation: Reservation,
         facts: spend::Facts,
+        mut span: RequestSpan,
     ) -> Result<Answer, ApiError> {
         let Call {
             state,
@@ -348,12 +382,7 @@ impl<'p> Call<'_, 'p> {
             ..
         } = *self;
         let input_estimate = estimate_tokens(request.input_chars);
-        let Sent {
-            model,
-            exchange,
-            upstream,
-            mut reservation,
-        } = send_first_available(
+        let sent = send_first_available(
             state,
             policy,
             decision,
@@ -365,7 +394,27 @@ impl<'p> Call<'_, 'p> {
             &facts,
             self.verbatim,
         )
-        .await?;
+        .await;
+        let Sent {
+            model,
+            exchange,
+            upstream,
+            mut reservation,
+        } = match sent {
+            Ok(sent) => sent,
+            Err(err) => {
+                span.failed("upstream_error");
+                return Err(err);
+            }
+        };
+        if let Some(provider) = policy.provider_of(model) {
+            span.answered(
+                provider.kind.as_str(),
+                &model.name,
+                &model.upstream,
+                model.tier.as_str(),
+            );
+        }
         reservation.set_drop_row(facts.row(&model.name, model.tier.as_str(), "dropped"));
         let read_timeout = policy
             .provider_of(model)
@@ -379,6 +428,7 @@ impl<'p> Call<'_, 'p> {
             // upstream's own error, unchanged. Translated: re-shaped for the client, status kept.
             let row = facts.row(&model.name, model.tier.as_str(), "upstream_rejected");
             drop(reservation.release(row));
+            span.failed("upstream_rejected");
             let body = read_upstream(
                 upstream.headers().get(header::CONTENT_TYPE).cloned(),
                 upstream.into_body(),
@@ -403,6 +453,7 @@ impl<'p> Call<'_, 'p> {
         }
         let charge = spend::Charge::new(
             reservation,
+            span,
             facts,
             state.tally.clone(),
             policy,
@@ -509,8 +560,12 @@ fn plan<'p>(
     headers: &HeaderMap,
     kind: ModelKind,
 ) -> Result<Plan<'p>, ApiError> {
-    let classification = (kind == ModelKind::Chat)
-        .then(|| classifier.classify(&classifier_input(request), &policy.thresholds));
+    let classification = (kind == ModelKind::Chat).then(|| {
+        let started = Instant::now();
+        let c = classifier.classify(&classifier_input(request), &policy.thresholds);
+        metrics::record_classify(started.elapsed());
+        c
+    });
     let last_user = request.last_user_text();
     let overrides = route::apply_rules(
         policy,
@@ -707,15 +762,23 @@ async fn send_first_available<'p>(
         } else {
             exchange.request(request, original, &model.upstream)?
         };
-        match state
+        let sent_at = Instant::now();
+        let answer = state
             .client
             .send(provider, operation, body, request.stream)
-            .await
-        {
+            .await;
+        metrics::record_upstream(&model.name, sent_at.elapsed());
+        match answer {
             Ok(rsp)
                 if rsp.status().is_server_error()
                     || rsp.status() == StatusCode::TOO_MANY_REQUESTS =>
             {
+                let status = if rsp.status() == StatusCode::TOO_MANY_REQUESTS {
+                    "rate_limited"
+                } else {
+                    "server_error"
+                };
+                metrics::record_upstream_error(&model.name, status);
                 tracing::warn!(model = %model.name, status = rsp.status().as_u16(), "provider refused; trying the next candidate");
                 last = Some(providers::Error::Status {
                     provider: provider.name.to_string(),
@@ -731,6 +794,7 @@ async fn send_first_available<'p>(
                 });
             }
             Err(err) => {
+                metrics::record_upstream_error(&model.name, "unavailable");
                 tracing::warn!(model = %model.name, error = %err, "provider unavailable; trying the next candidate");
                 last = Some(err);
             }

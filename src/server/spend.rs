@@ -18,6 +18,7 @@ use crate::policy::{Model, ModelKind, Policy, Tier};
 use crate::providers::StreamEnd;
 use crate::route::{Decision, Reason};
 use crate::tally::{Entry, Tally};
+use crate::telemetry::{RequestSpan, metrics};
 
 /// Input estimate plus the output bound (the request's `max_tokens`, clamped to the model's
 /// limit; the model's limit when the request gives none), at the model's prices.
@@ -188,6 +189,7 @@ impl Facts {
 /// The charge of one served request: settled once, when its usage is known.
 pub struct Charge {
     reservation: Reservation,
+    span: RequestSpan,
     facts: Facts,
     tally: Arc<Tally>,
     model: Arc<str>,
@@ -200,6 +202,7 @@ pub struct Charge {
 impl Charge {
     pub fn new(
         reservation: Reservation,
+        span: RequestSpan,
         facts: Facts,
         tally: Arc<Tally>,
         policy: &Policy,
@@ -208,6 +211,7 @@ impl Charge {
     ) -> Charge {
         Charge {
             reservation,
+            span,
             facts,
             tally,
             model: model.name.clone(),
@@ -221,8 +225,8 @@ impl Charge {
         }
     }
 
-    /// Charge `usage` (estimated or reported), write the row; the `Durable` resolves when the
-    /// row is committed.
+    /// Charge `usage` (estimated or reported), write the row, count it in the metrics and end
+    /// the request's span; the `Durable` resolves when the row is committed.
     pub fn settle(self, usage: Usage, estimated: bool, end: StreamEnd) -> (MicroUsd, Durable) {
         let cost = self.price.cost(&usage);
         let baseline_cost = self.baseline.map_or(cost, |p| p.cost(&usage));
@@ -235,6 +239,20 @@ impl Charge {
             estimated,
             streamed: self.streamed,
         });
+        metrics::record_served(&metrics::Served {
+            route: &self.facts.route,
+            model: &self.model,
+            task: self.facts.task,
+            difficulty: self.facts.difficulty,
+            status: end.as_str(),
+            input_tokens: usage.input,
+            cached_input_tokens: usage.cached_input,
+            output_tokens: usage.output,
+            cost,
+            baseline_cost,
+        });
+        self.span
+            .settled(&usage, cost, baseline_cost, estimated, end.as_str());
         let mut row = self
             .facts
             .row(&self.model, self.tier.as_str(), end.as_str());

@@ -428,3 +428,100 @@ pub async fn ledger_rows(
     .map(Result::unwrap)
     .collect()
 }
+
+/// The admin listener running in-process on 127.0.0.1:0 over `state`.
+pub struct AdminServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl AdminServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn admin(
+    state: &switchyard::AppState,
+    admin: switchyard::dashboard::Admin,
+) -> AdminServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(switchyard::dashboard::serve(
+        listener,
+        state.clone(),
+        admin,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    AdminServer {
+        addr,
+        stop: Some(tx),
+    }
+}
+
+/// GET with extra headers.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = Request::get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let rsp = client()
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let status = rsp.status();
+    let headers = rsp.headers().clone();
+    let body = rsp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A proxy over `state` (built by the caller, e.g. with tracing on) on 127.0.0.1:0.
+pub async fn proxy_over(state: switchyard::AppState, data_dir: tempfile::TempDir) -> Proxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let done = tokio::spawn(switchyard::run(state.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    Proxy {
+        addr,
+        data_dir,
+        state,
+        stop: Some(tx),
+        done,
+    }
+}
+
+/// The dashboard's money format (`app.js` `money` for USD): two decimals with thousands
+/// separators from $1 up, four below.
+pub fn dollars(usd: f64) -> String {
+    if usd.abs() >= 1.0 {
+        let cents = format!("{usd:.2}");
+        let (int, frac) = cents.split_once('.').unwrap();
+        let mut grouped = String::new();
+        for (i, c) in int.chars().enumerate() {
+            if i > 0 && (int.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        format!("${grouped}.{frac}")
+    } else {
+        format!("${usd:.4}")
+    }
+}

@@ -100,6 +100,49 @@ pub struct Served {
     pub cost: MicroUsd,
 }
 
+/// One UTC day of traffic, from the `daily` rollup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRow {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub requests: u64,
+    pub cost: MicroUsd,
+    pub baseline_cost: MicroUsd,
+}
+
+/// Requests and cost of one (task, difficulty) pair in a month; `""` when unclassified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GridCell {
+    pub task: String,
+    pub difficulty: String,
+    pub requests: u64,
+    pub cost: MicroUsd,
+}
+
+/// One recent ledger row as the dashboard shows it: ids, labels, tokens and money; never text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentRow {
+    /// Unix microseconds.
+    pub time_us: i64,
+    pub request_id: String,
+    /// The virtual key's name.
+    pub key: String,
+    pub team: Option<String>,
+    pub route: String,
+    pub task: Option<String>,
+    pub difficulty: Option<String>,
+    pub model: String,
+    pub tier: String,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost: MicroUsd,
+    pub baseline_cost: MicroUsd,
+    pub status: String,
+    pub latency_ms: u64,
+    pub estimated: bool,
+}
+
 /// Resolves once the row (or, for `flush`, everything handed over before it) is durable.
 ///
 /// Dropping it does not cancel the write; it only stops waiting.
@@ -162,6 +205,36 @@ impl Store {
         }
     }
 
+    /// A (UTC) month's traffic per day, from the `daily` rollup; days without traffic are
+    /// absent. Blocking.
+    pub fn month_days(&self, month: MonthId) -> Result<Vec<DayRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.month_days(month),
+        }
+    }
+
+    /// A (UTC) month's requests per (task, difficulty), from the `daily_class` rollup. Blocking.
+    pub fn month_grid(&self, month: MonthId) -> Result<Vec<GridCell>, Error> {
+        match self {
+            Store::Sqlite(s) => s.month_grid(month),
+        }
+    }
+
+    /// The latest `limit` rows written before `before` (newest first). Blocking.
+    pub fn recent(&self, before: jiff::Timestamp, limit: u32) -> Result<Vec<RecentRow>, Error> {
+        match self {
+            Store::Sqlite(s) => s.recent(before.as_microsecond(), limit),
+        }
+    }
+
+    /// Committed spend per (budget name, scope id) in `month` (each budget's own calendar), as
+    /// `spend_by_budget` holds it. Blocking.
+    pub fn month_spend(&self, month: MonthId) -> Result<Vec<(String, String, MicroUsd)>, Error> {
+        match self {
+            Store::Sqlite(s) => s.month_spend(month),
+        }
+    }
+
     /// Served requests in `[from, to)`, oldest first, for `simulate`. Blocking.
     pub fn served_between(
         &self,
@@ -170,6 +243,13 @@ impl Store {
     ) -> Result<Vec<Served>, Error> {
         match self {
             Store::Sqlite(s) => s.served_between(from, to),
+        }
+    }
+
+    /// Whether the store answers a trivial read. Blocking.
+    pub fn ping(&self) -> Result<(), Error> {
+        match self {
+            Store::Sqlite(s) => s.ping(),
         }
     }
 

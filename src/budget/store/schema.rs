@@ -62,7 +62,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (day, key, team, route, model, task, tier)
     ) WITHOUT ROWID;
     ",
-    // 1 → 2: shadow mode records what the policy would have done, and what it would have cost.
+    // 2: the dashboard's task × difficulty grid, by UTC day; backfilled from `requests`.
+    "
+    CREATE TABLE daily_class (
+        day        TEXT    NOT NULL,  -- YYYY-MM-DD, UTC
+        task       TEXT    NOT NULL,  -- '' when unclassified
+        difficulty TEXT    NOT NULL,  -- '' when unclassified
+        requests   INTEGER NOT NULL,
+        cost       INTEGER NOT NULL,  -- micro-dollars
+        PRIMARY KEY (day, task, difficulty)
+    ) WITHOUT ROWID;
+    INSERT INTO daily_class (day, task, difficulty, requests, cost)
+        SELECT strftime('%Y-%m-%d', time_us / 1000000, 'unixepoch'), COALESCE(task, ''),
+               COALESCE(difficulty, ''), COUNT(*), SUM(cost)
+        FROM requests GROUP BY 1, 2, 3;
+    ",
+    // 3: shadow mode records what the policy would have done, and what it would have cost.
     "
     ALTER TABLE requests ADD COLUMN shadow_model TEXT;
     ALTER TABLE requests ADD COLUMN shadow_cost INTEGER;

@@ -23,7 +23,9 @@ use tokio::sync::oneshot;
 
 use super::Served;
 use super::schema::MIGRATIONS;
-use super::{Charge, Dimension, Durable, MonthRow, SpendRow, encode_charges};
+use super::{
+    Charge, DayRow, Dimension, Durable, GridCell, MonthRow, RecentRow, SpendRow, encode_charges,
+};
 use crate::budget::Error;
 use crate::budget::money::MicroUsd;
 use crate::budget::row::Row;
@@ -171,10 +173,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn month_rows(&self, month: MonthId, by: Dimension) -> Result<Vec<MonthRow>, Error> {
-        let first = format!("{month}-01");
-        let next = month
-            .next()
-            .map_or_else(|| "9999-99".to_owned(), |m| format!("{m}-01"));
+        let (first, next) = month_days_range(month);
         let sql = format!(
             "SELECT {col}, SUM(requests), SUM(input_tokens), SUM(cached_input_tokens),
                     SUM(output_tokens), SUM(cost), SUM(baseline_cost)
@@ -199,7 +198,94 @@ impl SqliteStore {
         })
     }
 
-    /// Served requests (status `ok` or `client_gone`) with `from <= time < to`, oldest first.
+    pub(crate) fn month_days(&self, month: MonthId) -> Result<Vec<DayRow>, Error> {
+        let (first, next) = month_days_range(month);
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT day, SUM(requests), SUM(cost), SUM(baseline_cost) FROM daily
+                 WHERE day >= ?1 AND day < ?2 GROUP BY day ORDER BY day",
+            )?;
+            let rows = stmt.query_map(params![first, next], |r| {
+                Ok(DayRow {
+                    day: r.get(0)?,
+                    requests: r.get(1)?,
+                    cost: MicroUsd(r.get(2)?),
+                    baseline_cost: MicroUsd(r.get(3)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub(crate) fn month_grid(&self, month: MonthId) -> Result<Vec<GridCell>, Error> {
+        let (first, next) = month_days_range(month);
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT task, difficulty, SUM(requests), SUM(cost) FROM daily_class
+                 WHERE day >= ?1 AND day < ?2 GROUP BY task, difficulty ORDER BY task, difficulty",
+            )?;
+            let rows = stmt.query_map(params![first, next], |r| {
+                Ok(GridCell {
+                    task: r.get(0)?,
+                    difficulty: r.get(1)?,
+                    requests: r.get(2)?,
+                    cost: MicroUsd(r.get(3)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub(crate) fn recent(&self, before_us: i64, limit: u32) -> Result<Vec<RecentRow>, Error> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT time_us, request_id, key, team, route, task, difficulty, model, tier,
+                        input_tokens, cached_input_tokens, output_tokens, cost, baseline_cost,
+                        status, latency_ms, estimated
+                 FROM requests WHERE time_us < ?1 ORDER BY time_us DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before_us, limit], |r| {
+                Ok(RecentRow {
+                    time_us: r.get(0)?,
+                    request_id: r.get(1)?,
+                    key: r.get(2)?,
+                    team: r.get(3)?,
+                    route: r.get(4)?,
+                    task: r.get(5)?,
+                    difficulty: r.get(6)?,
+                    model: r.get(7)?,
+                    tier: r.get(8)?,
+                    input_tokens: r.get(9)?,
+                    cached_input_tokens: r.get(10)?,
+                    output_tokens: r.get(11)?,
+                    cost: MicroUsd(r.get(12)?),
+                    baseline_cost: MicroUsd(r.get(13)?),
+                    status: r.get(14)?,
+                    latency_ms: r.get(15)?,
+                    estimated: r.get(16)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub(crate) fn month_spend(
+        &self,
+        month: MonthId,
+    ) -> Result<Vec<(String, String, MicroUsd)>, Error> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT budget, scope_id, spent FROM spend_by_budget WHERE month = ?1
+                 ORDER BY budget, scope_id",
+            )?;
+            let rows = stmt.query_map([month.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, MicroUsd(r.get(2)?)))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Served requests with `from <= time < to`, oldest first.
     pub(crate) fn served_between(
         &self,
         from: Timestamp,
@@ -210,26 +296,33 @@ impl SqliteStore {
                 "SELECT time_us, key, team, task, difficulty, model, input_tokens,
                         cached_input_tokens, output_tokens, cost
                  FROM requests
-                 WHERE time_us >= ?1 AND time_us < ?2 AND status IN ('ok', 'client_gone', 'upstream_failed')
+                 WHERE time_us >= ?1 AND time_us < ?2
+                   AND status IN ('ok', 'client_gone', 'upstream_failed')
                  ORDER BY time_us, id",
             )?;
-            let rows = stmt.query_map(params![from.as_microsecond(), to.as_microsecond()], |r| {
-                let time_us: i64 = r.get(0)?;
-                Ok(Served {
-                    time: Timestamp::from_microsecond(time_us).unwrap_or(Timestamp::UNIX_EPOCH),
-                    key: r.get(1)?,
-                    team: r.get(2)?,
-                    task: r.get(3)?,
-                    difficulty: r.get(4)?,
-                    model: r.get(5)?,
-                    input_tokens: r.get(6)?,
-                    cached_input_tokens: r.get(7)?,
-                    output_tokens: r.get(8)?,
-                    cost: MicroUsd(r.get(9)?),
-                })
-            })?;
+            let rows =
+                stmt.query_map(params![from.as_microsecond(), to.as_microsecond()], |r| {
+                    let time_us: i64 = r.get(0)?;
+                    Ok(Served {
+                        time: Timestamp::from_microsecond(time_us).unwrap_or(Timestamp::UNIX_EPOCH),
+                        key: r.get(1)?,
+                        team: r.get(2)?,
+                        task: r.get(3)?,
+                        difficulty: r.get(4)?,
+                        model: r.get(5)?,
+                        input_tokens: r.get(6)?,
+                        cached_input_tokens: r.get(7)?,
+                        output_tokens: r.get(8)?,
+                        cost: MicroUsd(r.get(9)?),
+                    })
+                })?;
             rows.collect()
         })
+    }
+
+    /// A cheap read that proves the file is open and readable.
+    pub(crate) fn ping(&self) -> Result<(), Error> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
     }
 
     pub(crate) fn sum_cost(&self) -> Result<MicroUsd, Error> {
@@ -269,6 +362,15 @@ impl SqliteStore {
         })?;
         Ok(audit)
     }
+}
+
+/// `[first day, first day of the next month)` as `daily` spells days.
+fn month_days_range(month: MonthId) -> (String, String) {
+    let first = format!("{month}-01");
+    let next = month
+        .next()
+        .map_or_else(|| "9999-99".to_owned(), |m| format!("{m}-01"));
+    (first, next)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), Error> {
@@ -434,6 +536,19 @@ fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Resu
         row.output_tokens,
         row.cost.0,
         row.baseline_cost.0,
+    ])?;
+    tx.prepare_cached(
+        "INSERT INTO daily_class (day, task, difficulty, requests, cost)
+         VALUES (?1, ?2, ?3, 1, ?4)
+         ON CONFLICT (day, task, difficulty) DO UPDATE SET
+            requests = requests + 1,
+            cost = cost + excluded.cost",
+    )?
+    .execute(params![
+        day,
+        row.task.as_deref().unwrap_or(""),
+        row.difficulty.as_deref().unwrap_or(""),
+        row.cost.0,
     ])?;
     Ok(())
 }
