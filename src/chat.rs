@@ -137,6 +137,8 @@ pub struct Request<'a> {
     pub response_format: Option<Cow<'a, str>>,
     /// Rough size of the input (characters of messages or embedding input), for estimates.
     pub input_chars: usize,
+    /// Size of the whole body in bytes, for the input bound.
+    body_len: usize,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +180,7 @@ pub fn parse(body: &[u8], kind: Kind) -> Result<Request<'_>, Error> {
         has_tools: false,
         response_format: None,
         input_chars: 0,
+        body_len: body.len(),
         fields: RawObject(Vec::new()),
     };
     let mut saw_model = false;
@@ -308,6 +311,17 @@ impl Request<'_> {
         }
         out.push(b'}');
         out
+    }
+
+    /// An upper bound on the input tokens this request can be billed for, for reservations:
+    /// a token covers at least one byte of what is sent (text, tool schemas and all), plus
+    /// the chat template's few tokens per message. Estimates for charging use `input_chars`.
+    pub fn input_token_bound(&self) -> u64 {
+        let messages = u64::try_from(self.messages.len()).unwrap_or(u64::MAX);
+        u64::try_from(self.body_len)
+            .unwrap_or(u64::MAX)
+            .saturating_add(messages.saturating_mul(8))
+            .saturating_add(16)
     }
 
     /// The text of the last user message (empty when there is none).

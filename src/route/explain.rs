@@ -28,15 +28,16 @@ pub struct Candidate {
     pub provider: String,
     pub upstream_model: String,
     pub tier: &'static str,
-    pub estimated_input_tokens: u64,
+    /// The input bound a reservation holds (bytes sent plus template overhead).
+    pub input_tokens_bound: u64,
     pub max_output_tokens: u64,
-    /// Input estimate plus the output bound, at the model's prices.
+    /// The input bound plus the output bound, at the model's prices: what a reservation holds.
     pub worst_case_cost_usd: f64,
     #[serde(skip)]
     pub worst_case: MicroUsd,
 }
 
-/// Explain a decision (or its absence) for a request of `input_tokens` asking for at most
+/// Explain a decision (or its absence) for a request of at most `input_tokens` asking for at most
 /// `max_tokens` output tokens.
 #[allow(clippy::too_many_arguments)]
 pub fn explain(
@@ -75,7 +76,7 @@ pub fn explain(
                     .map_or_else(String::new, |p| p.name.to_string()),
                 upstream_model: m.upstream.to_string(),
                 tier: m.tier.as_str(),
-                estimated_input_tokens: input_tokens,
+                input_tokens_bound: input_tokens,
                 max_output_tokens: output,
                 worst_case_cost_usd: worst_case.as_usd(),
                 worst_case,

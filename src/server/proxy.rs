@@ -144,7 +144,6 @@ async fn complete(
 
     // Money: reserve the worst case before anything is sent.
     let now = (state.clock)();
-    let input_estimate = estimate_tokens(request.input_chars);
     let facts = spend::Facts {
         request_id: request_id.to_owned(),
         tenant: tenant.clone(),
@@ -178,7 +177,7 @@ async fn complete(
         &policy,
         &tenant,
         &mut decision,
-        input_estimate,
+        request.input_token_bound(),
         request.max_tokens,
         now,
     ) {
@@ -250,7 +249,7 @@ async fn complete(
         &policy,
         &tenant,
         &mut second,
-        input_estimate,
+        request.input_token_bound(),
         request.max_tokens,
         (state.clock)(),
     ) else {
@@ -688,7 +687,7 @@ fn explanation(policy: &Policy, plan: Plan<'_>, request: &chat::Request<'_>) -> 
         plan.task,
         plan.difficulty,
         decision,
-        estimate_tokens(request.input_chars),
+        request.input_token_bound(),
         request.max_tokens,
     )
 }
@@ -741,7 +740,7 @@ async fn send_first_available<'p>(
     verbatim: bool,
 ) -> Result<Sent<'p>, ApiError> {
     let mut last: Option<providers::Error> = None;
-    let input_tokens = estimate_tokens(request.input_chars);
+    let input_tokens = request.input_token_bound();
     for (attempt, index) in decision.candidates.iter().enumerate() {
         let Some(model) = policy.model(*index) else {
             continue;
