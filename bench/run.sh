@@ -28,7 +28,7 @@ start_mock() { # port, per-token-us
 }
 start_proxy() { # port, upstream port
   SWITCHYARD_BENCH_UPSTREAM="http://127.0.0.1:$2/v1" SWITCHYARD_LOG=warn \
-    taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$1" --admin-listen 127.0.0.1:0 &
+    taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$1" --admin-listen 127.0.0.1:0 --data-dir "$OUT/data-$1" &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$1/healthz"
 }

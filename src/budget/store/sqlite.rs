@@ -58,6 +58,8 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Msg>,
     /// Read-only connection for reports; the mutex serialises its (blocking) use.
     reader: Mutex<Connection>,
+    /// Dropping it stops the checkpoint thread.
+    _stop_checkpoints: mpsc::Sender<()>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -85,6 +87,10 @@ impl SqliteStore {
             tracing::warn!(%mode, "SQLite refused WAL journal mode");
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints move WAL pages into the database file. Run by the writer, every ~1000
+        // pages, they stall the commit that triggers them (and every response waiting on it);
+        // a separate thread runs them instead, PASSIVE, so commits never wait for one.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate(&mut conn)?;
 
         let reader = Connection::open_with_flags(
@@ -92,6 +98,14 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         reader.busy_timeout(BUSY_TIMEOUT)?;
+
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.busy_timeout(BUSY_TIMEOUT)?;
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
+        thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || run_checkpoints(&checkpointer, &stopped))
+            .map_err(Error::Spawn)?;
 
         let (writer, queue) = mpsc::channel();
         thread::Builder::new()
@@ -102,6 +116,7 @@ impl SqliteStore {
             path,
             writer,
             reader: Mutex::new(reader),
+            _stop_checkpoints: stop_checkpoints,
         })
     }
 
@@ -396,6 +411,19 @@ fn migrate(conn: &mut Connection) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// The checkpoint thread: a PASSIVE checkpoint every `CHECKPOINT_EVERY` (it never blocks the
+/// writer), until the store is dropped (its sender goes away).
+fn run_checkpoints(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %err, "ledger checkpoint failed; will retry");
+        }
+    }
+}
+
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The writer thread: group-commits whatever is queued, then completes the waiters. Ends when
 /// every sender is gone (the store was dropped), after writing what was already queued.
