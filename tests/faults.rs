@@ -253,3 +253,61 @@ async fn a_slow_client_slows_the_upstream_instead_of_growing_a_buffer() {
     );
     drop(rsp);
 }
+
+/// The only test in this file that installs the global metrics recorder; it names models no
+/// other test here uses, so parallel tests cannot disturb its counts.
+#[tokio::test]
+async fn faults_show_in_the_metrics() {
+    let handle = switchyard::telemetry::metrics::install().unwrap();
+    let limited = mock(|_| {
+        Reply::Json(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": {"message": "slow down"}}),
+        )
+    })
+    .await;
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let cut = mock(move |_| {
+        Reply::SseThenCut(openai_stream(&["partial"], None)[..2].to_vec(), g.clone())
+    })
+    .await;
+    let closed = closed_port_url().await;
+    let policy = format!(
+        "version: 1\nproviders:\n  a: {{ kind: openai, base_url: \"{}\" }}\n  b: {{ kind: openai, base_url: \"{closed}\" }}\n  c: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  fx-limited: {{ provider: a, model: x, tier: open, price: {{ input: 1, output: 1 }} }}\n  fx-down: {{ provider: b, model: y, tier: open, price: {{ input: 1, output: 1 }} }}\n  fx-cut: {{ provider: c, model: z, tier: open, price: {{ input: 1, output: 1 }} }}\nroutes:\n  - {{ name: fx, use: [fx-limited, fx-down, fx-cut] }}\n",
+        limited.url(),
+        cut.url()
+    );
+    let p = proxy(&policy).await;
+    let mut rsp = post_raw(&p.url("/v1/chat/completions"), request(true), &[]).await;
+    next_chunk(rsp.body_mut()).await.unwrap();
+    gate.notify_one();
+    while next_chunk(rsp.body_mut()).await.is_some() {}
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        p.state.tally.recorded(1),
+    )
+    .await
+    .unwrap();
+    let text = handle.render();
+    let has = |line: &str| text.lines().any(|l| l.starts_with(line));
+    assert!(
+        has(r#"switchyard_upstream_errors_total{model="fx-limited",status="rate_limited"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"switchyard_upstream_errors_total{model="fx-down",status="unavailable"} 1"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"switchyard_fallbacks_total{model="fx-limited"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("switchyard_requests_total{")
+                && l.contains(r#"model="fx-cut""#)
+                && l.contains(r#"status="upstream_failed""#)),
+        "{text}"
+    );
+}
