@@ -331,3 +331,40 @@ async fn a_fallback_is_charged_to_the_same_budgets() {
     assert_eq!(rows.len(), 1, "one row per request, fallbacks included");
     assert_eq!((rows[0].3.as_str(), rows[0].5), ("second", 2_000));
 }
+
+#[tokio::test]
+async fn past_downgrade_at_frontier_models_serve_only_hard_requests() {
+    let up = mock(|r| {
+        let tokens = if r.json()["max_tokens"] == 2000 {
+            1500
+        } else {
+            5
+        };
+        Reply::Json(StatusCode::OK, completion("ok", 3, tokens))
+    })
+    .await;
+    let policy = format!(
+        "version: 1\nproviders:\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  big: {{ provider: p, model: big-up, tier: frontier, price: {{ input: 0, output: 400 }} }}\n  small: {{ provider: p, model: small-up, tier: open, price: {{ input: 0, output: 100 }} }}\nrules:\n  - {{ name: vip, if: {{ header: {{ x-vip: yes }} }}, then: {{ difficulty: hard }} }}\n  - {{ name: easy, if: {{ min_input_tokens: 0 }}, then: {{ difficulty: easy }} }}\nroutes:\n  - {{ name: main, use: [big, small] }}\nbudgets:\n  - {{ name: company, limit_usd: 1, downgrade_at: 0.5 }}\n",
+        up.url()
+    );
+    let p = proxy(&policy).await;
+    let url = p.url("/v1/chat/completions");
+    let big = json!({"model": "auto", "max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    // $0.60 spent on the frontier model: past the 50% mark.
+    assert_eq!(
+        post(&url, big, &[]).await.header("x-switchyard-model"),
+        "big"
+    );
+    let easy = post(&url, small_request(), &[]).await;
+    assert_eq!(
+        easy.header("x-switchyard-model"),
+        "small",
+        "an easy request goes to the open model"
+    );
+    let hard = post(&url, small_request(), &[("x-vip", "yes")]).await;
+    assert_eq!(
+        hard.header("x-switchyard-model"),
+        "big",
+        "a hard request keeps the frontier model"
+    );
+}

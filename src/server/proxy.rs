@@ -164,14 +164,18 @@ async fn complete(
         }
         decision.candidates = vec![asked];
     }
-    let statuses = state.ledger.status(&tenant, now);
-    spend::keep_frontier_for_hard(
-        &policy,
-        &mut decision,
-        class_difficulty,
-        &statuses,
-        model_kind,
-    );
+    // Only budgets with `downgrade_at` can keep frontier models for hard requests; shadow mode
+    // forwards as asked whatever the budgets say.
+    if !shadow && policy.budgets.iter().any(|b| b.downgrade_at.is_some()) {
+        let statuses = state.ledger.status(&tenant, now);
+        spend::keep_frontier_for_hard(
+            &policy,
+            &mut decision,
+            class_difficulty,
+            &statuses,
+            model_kind,
+        );
+    }
     let reservation = match spend::reserve(
         &state.ledger,
         &policy,
