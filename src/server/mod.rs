@@ -4,9 +4,11 @@
 //! Shutdown: when the `shutdown` future resolves, stop accepting, let in-flight requests and
 //! streams finish for up to `Limits::shutdown_grace`, then return.
 
+mod attempt;
 mod auth;
 mod error;
 mod exchange;
+mod plan;
 mod proxy;
 mod spend;
 mod stack;
@@ -29,7 +31,7 @@ use crate::tally::Tally;
 
 pub use auth::hash_key;
 pub use error::{ApiError, json_error};
-pub use proxy::explain;
+pub use plan::explain;
 
 /// Every response body.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
