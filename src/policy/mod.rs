@@ -11,6 +11,7 @@
 mod position;
 mod reload;
 mod schema;
+mod sections;
 mod validate;
 
 use std::collections::{HashMap, HashSet};
