@@ -14,8 +14,10 @@
 //! Module map: `config` (how the process runs), `policy` (YAML → validated `Policy`, atomic
 //! swap), `chat` (the request as read: typed fields + verbatim rest), `classify` (task and
 //! difficulty vocabulary), `route` (pure decision), `budget` (integer money), `providers`
-//! (upstream client, SSE, usage), `server` (listener, stack, handler, errors), `tally`
-//! (running totals), `demo` (simulated providers and the replay report).
+//! (upstream client, SSE, usage, Anthropic translation), `listener` (the shared accept loop),
+//! `server` (stack, handler, plan, attempt, auth, spend, errors), `dashboard` (admin listener),
+//! `telemetry` (metrics, traces), `tally` (running totals), `report`, `simulate`, `demo`
+//! (simulated providers and the replay report).
 
 pub mod budget;
 pub mod chat;
@@ -23,6 +25,7 @@ pub mod classify;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod listener;
 pub mod policy;
 pub mod providers;
 pub mod report;

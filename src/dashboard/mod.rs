@@ -25,9 +25,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
@@ -80,42 +77,11 @@ pub async fn serve(
     admin: Admin,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "admin accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let (state, admin) = (state.clone(), admin.clone());
-                let service = hyper::service::service_fn(move |req| {
-                    let (state, admin) = (state.clone(), admin.clone());
-                    async move { Ok::<_, Infallible>(handle(&state, &admin, req).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(err) = conn.await {
-                        tracing::debug!(error = %err, "admin connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
-    }
-    Ok(())
+    let service = hyper::service::service_fn(move |req| {
+        let (state, admin) = (state.clone(), admin.clone());
+        async move { Ok::<_, Infallible>(handle(&state, &admin, req).await) }
+    });
+    crate::listener::serve("admin", listener, service, shutdown, SHUTDOWN_GRACE).await
 }
 
 async fn handle(state: &AppState, admin: &Admin, req: Request<Incoming>) -> Response<Body> {
