@@ -3,17 +3,20 @@
 //! One request, socket to upstream and back:
 //!
 //! ```text
-//! server::serve        accept (HTTP/1.1 + h2c), TCP_NODELAY, graceful shutdown
+//! listener::serve      accept (HTTP/1.1 + h2c), TCP_NODELAY, graceful drain
 //!  └ server::stack     request id · trace span · concurrency limit · timeout · body limit
-//!    └ server::proxy   read body (capped) → chat::parse → policy snapshot → route::decide
-//!                      → providers::Client::send (fallback to the next candidate before the
-//!                      first byte) → providers::UsageTap (stream) or bounded read (JSON)
-//!                      → budget::Price::cost → tally
+//!    └ server::proxy   auth (virtual key) → read body (capped) → chat::parse → policy snapshot
+//!                      → server::plan (classify → rules → route::decide → tier pin)
+//!                      → server::spend::reserve (worst case, every applicable budget)
+//!                      → server::attempt (providers::Client::send, fallback before the first
+//!                        byte; providers::UsageTap for streams or a bounded read for JSON)
+//!                      → spend::Charge::settle (cost, ledger row, metrics, span) → escalation
 //! ```
 //!
 //! Module map: `config` (how the process runs), `policy` (YAML → validated `Policy`, atomic
 //! swap), `chat` (the request as read: typed fields + verbatim rest), `classify` (task and
-//! difficulty vocabulary), `route` (pure decision), `budget` (integer money), `providers`
+//! difficulty model), `route` (pure decision), `budget` (integer money, reservations, ledger),
+//! `providers`
 //! (upstream client, SSE, usage, Anthropic translation), `listener` (the shared accept loop),
 //! `server` (stack, handler, plan, attempt, auth, spend, errors), `dashboard` (admin listener),
 //! `telemetry` (metrics, traces), `tally` (running totals), `report`, `simulate`, `demo`
