@@ -42,26 +42,7 @@ pub fn render(
     budgets: &[BudgetStatus],
     format: Format,
 ) -> String {
-    let total = rows.iter().fold(
-        MonthRow {
-            group: "total".to_owned(),
-            requests: 0,
-            input_tokens: 0,
-            cached_input_tokens: 0,
-            output_tokens: 0,
-            cost: MicroUsd::ZERO,
-            baseline_cost: MicroUsd::ZERO,
-        },
-        |mut t, r| {
-            t.requests += r.requests;
-            t.input_tokens += r.input_tokens;
-            t.cached_input_tokens += r.cached_input_tokens;
-            t.output_tokens += r.output_tokens;
-            t.cost += r.cost;
-            t.baseline_cost += r.baseline_cost;
-            t
-        },
-    );
+    let total = MonthRow::total(rows);
     let mut out = String::new();
     // Every `let _ = write!` below writes to a String, which cannot fail.
     match format {

@@ -239,26 +239,7 @@ pub(super) async fn spend(state: &AppState, params: &Params) -> Result<Value, Re
         }
     };
     let rows = blocking(state, move |s| s.month_rows(month, dimension)).await?;
-    let total = rows.iter().fold(
-        MonthRow {
-            group: "total".to_owned(),
-            requests: 0,
-            input_tokens: 0,
-            cached_input_tokens: 0,
-            output_tokens: 0,
-            cost: MicroUsd::ZERO,
-            baseline_cost: MicroUsd::ZERO,
-        },
-        |mut t, r| {
-            t.requests += r.requests;
-            t.input_tokens += r.input_tokens;
-            t.cached_input_tokens += r.cached_input_tokens;
-            t.output_tokens += r.output_tokens;
-            t.cost += r.cost;
-            t.baseline_cost += r.baseline_cost;
-            t
-        },
-    );
+    let total = MonthRow::total(&rows);
     Ok(json!({
         "month": month.to_string(),
         "current": current,

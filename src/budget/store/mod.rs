@@ -85,6 +85,32 @@ pub struct MonthRow {
     pub baseline_cost: MicroUsd,
 }
 
+impl MonthRow {
+    /// The sum of `rows`, as a row named `total`.
+    pub fn total(rows: &[MonthRow]) -> MonthRow {
+        rows.iter().fold(
+            MonthRow {
+                group: "total".to_owned(),
+                requests: 0,
+                input_tokens: 0,
+                cached_input_tokens: 0,
+                output_tokens: 0,
+                cost: MicroUsd::ZERO,
+                baseline_cost: MicroUsd::ZERO,
+            },
+            |mut t, r| {
+                t.requests += r.requests;
+                t.input_tokens += r.input_tokens;
+                t.cached_input_tokens += r.cached_input_tokens;
+                t.output_tokens += r.output_tokens;
+                t.cost += r.cost;
+                t.baseline_cost += r.baseline_cost;
+                t
+            },
+        )
+    }
+}
+
 /// A served request as `simulate` re-decides it: its stored classification and tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
