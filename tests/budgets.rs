@@ -106,6 +106,16 @@ async fn a_downgrade_budget_re_decides_among_cheaper_models() {
     assert_eq!(up.requests()[0].json()["model"], "small-up");
     // 5 tokens × $100/M = $0.0005 spent; $0.0045 left.
     assert_eq!(rsp.header("x-switchyard-budget-remaining-usd"), "0.004500");
+    p.state.ledger.flush().await.unwrap();
+    let db = rusqlite::Connection::open(p.data_dir.path().join("ledger.sqlite3")).unwrap();
+    let reason: String = db
+        .query_row("SELECT reason FROM requests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        reason,
+        "route `main` matched; model `big` skipped: its worst-case cost does not fit a budget; downgraded to `small`: a budget is at its cap",
+        "the ledger says why"
+    );
     let dry = post(
         &p.url("/v1/chat/completions"),
         small_request(),

@@ -41,6 +41,9 @@ pub struct Row {
     pub overshoot: MicroUsd,
     /// (budget name, scope id) charged. Set by the ledger on settle.
     pub budgets: Vec<(Arc<str>, Arc<str>)>,
+    /// Why the request went where it did (rules applied, route matched, budget effects),
+    /// rendered from the decision's reasons: names only, never prompt text.
+    pub reason: String,
     /// Shadow mode: the model the policy would have chosen, and what these tokens would have
     /// cost there.
     pub shadow: Option<Counterfactual>,

@@ -349,6 +349,7 @@ pub(super) async fn recent(state: &AppState, params: &Params) -> Result<Value, R
                 "latency_ms": r.latency_ms,
                 "status": r.status,
                 "estimated": r.estimated,
+                "reason": r.reason,
             })
         })
         .collect();

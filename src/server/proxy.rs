@@ -154,6 +154,7 @@ async fn complete(
         started,
         now,
         shadow: None,
+        reason: spend::reason_line(&decision.reasons),
     };
     // Shadow mode: forward exactly as the client asked; remember what the policy would do.
     let shadow = policy.mode == Mode::Shadow;
@@ -188,7 +189,9 @@ async fn complete(
         Ok(r) => r,
         Err(exhausted) => {
             // The refusal leaves its row too; nobody waits for it.
-            drop(state.ledger.record(facts.row("", "", "rejected")));
+            let mut row = facts.row("", "", "rejected");
+            row.reason = spend::reason_line(&decision.reasons);
+            drop(state.ledger.record(row));
             metrics::record_rejection(&exhausted.budget);
             span.failed("budget_exceeded");
             return Err(ApiError::BudgetExceeded(exhausted));
@@ -207,6 +210,10 @@ async fn complete(
     }
     if let Some((would, _)) = &facts.shadow {
         headers.insert(HEADER_SHADOW_MODEL, header_value(would));
+    }
+    facts.reason = spend::reason_line(&decision.reasons);
+    if facts.shadow.is_some() {
+        facts.reason.push_str("; shadow mode: forwarded as asked");
     }
     let call = Call {
         verbatim: facts.shadow.is_some(),

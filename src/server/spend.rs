@@ -145,6 +145,22 @@ pub fn reserve<'p>(
     }))
 }
 
+/// A decision's reasons as one line for the ledger: what applied and what was chosen (the
+/// routes passed over are left out: they are implied by the one that matched).
+pub fn reason_line(reasons: &[Reason<'_>]) -> String {
+    reasons
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r,
+                Reason::RouteSkipped { .. } | Reason::RouteWrongKind { .. }
+            )
+        })
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The least any applicable budget can still take, for `x-switchyard-budget-remaining-usd`.
 pub fn tightest_remaining(statuses: &[BudgetStatus]) -> Option<MicroUsd> {
     statuses.iter().map(|s| s.remaining).min()
@@ -163,6 +179,8 @@ pub struct Facts {
     pub now: Timestamp,
     /// Shadow mode: the model the policy would have chosen, and its prices.
     pub shadow: Option<(Arc<str>, Price)>,
+    /// Why the request went where it did, for its ledger row.
+    pub reason: String,
 }
 
 impl Facts {
@@ -180,6 +198,7 @@ impl Facts {
             model: Arc::from(model),
             tier: tier.to_owned(),
             status: status.to_owned(),
+            reason: self.reason.clone(),
             latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             ..Row::default()
         }

@@ -167,6 +167,8 @@ pub struct RecentRow {
     pub status: String,
     pub latency_ms: u64,
     pub estimated: bool,
+    /// Why it went where it did (see `Row::reason`).
+    pub reason: String,
 }
 
 /// Resolves once the row (or, for `flush`, everything handed over before it) is durable.

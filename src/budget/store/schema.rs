@@ -82,4 +82,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE requests ADD COLUMN shadow_model TEXT;
     ALTER TABLE requests ADD COLUMN shadow_cost INTEGER;
     ",
+    // 4: why each request went where it did, for the dashboard's recent requests.
+    "
+    ALTER TABLE requests ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    ",
 ];

@@ -256,7 +256,7 @@ impl SqliteStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT time_us, request_id, key, team, route, task, difficulty, model, tier,
                         input_tokens, cached_input_tokens, output_tokens, cost, baseline_cost,
-                        status, latency_ms, estimated
+                        status, latency_ms, estimated, reason
                  FROM requests WHERE time_us < ?1 ORDER BY time_us DESC, id DESC LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![before_us, limit], |r| {
@@ -278,6 +278,7 @@ impl SqliteStore {
                     status: r.get(14)?,
                     latency_ms: r.get(15)?,
                     estimated: r.get(16)?,
+                    reason: r.get(17)?,
                 })
             })?;
             rows.collect()
@@ -488,9 +489,9 @@ fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Resu
         "INSERT INTO requests (time_us, request_id, key, team, route, task, difficulty,
             difficulty_score, model, tier, input_tokens, cached_input_tokens, output_tokens, cost,
             baseline_cost, status, latency_ms, estimated, overshoot, budgets, shadow_model,
-            shadow_cost)
+            shadow_cost, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22)",
+            ?19, ?20, ?21, ?22, ?23)",
     )?
     .execute(params![
         time_us,
@@ -515,6 +516,7 @@ fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Resu
         encode_charges(charges),
         row.shadow.as_ref().map(|s| &*s.model),
         row.shadow.as_ref().map(|s| s.cost.0),
+        row.reason,
     ])?;
 
     let mut spend = tx.prepare_cached(

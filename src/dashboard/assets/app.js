@@ -163,14 +163,14 @@ function drawGrid(data) {
 }
 
 function drawRecent(data) {
-  const head = `<tr><th class="l">time</th><th class="l">key</th><th class="l">team</th><th class="l">task</th><th class="l">difficulty</th><th class="l">route</th><th class="l">model</th><th>tokens in/out</th><th>cost</th><th>latency</th><th class="l">status</th></tr>`;
+  const head = `<tr><th class="l">time</th><th class="l">key</th><th class="l">team</th><th class="l">task</th><th class="l">difficulty</th><th class="l">route</th><th class="l">model</th><th>tokens in/out</th><th>cost</th><th>latency</th><th class="l">status</th><th class="l">reason</th></tr>`;
   $("recent").innerHTML = head + data.requests.map((r) => `<tr>
     <td>${esc(r.time.replace("T", " ").slice(0, 19))}</td><td class="l">${esc(r.key)}</td><td class="l">${esc(r.team || "")}</td>
     <td class="l">${esc(r.task || "")}</td><td class="l">${esc(r.difficulty || "")}</td><td class="l">${esc(r.route)}</td>
     <td class="l tier-${esc(r.tier)}">${esc(r.model || "–")}</td><td>${r.input_tokens + r.cached_input_tokens} / ${r.output_tokens}</td>
     <td>${money(r.cost_usd)}${r.estimated ? "*" : ""}</td><td>${r.latency_ms} ms</td>
-    <td class="l ${r.status === "ok" ? "" : "status-bad"}">${esc(r.status)}</td></tr>`).join("") +
-    (data.requests.length ? "" : `<tr><td class="l" colspan="11">No requests this month.</td></tr>`);
+    <td class="l ${r.status === "ok" ? "" : "status-bad"}">${esc(r.status)}</td><td class="l reason">${esc(r.reason || "")}</td></tr>`).join("") +
+    (data.requests.length ? "" : `<tr><td class="l" colspan="12">No requests this month.</td></tr>`);
 }
 
 function drawPolicy(p) {
