@@ -97,6 +97,17 @@ async fn until_completed(completed: &Arc<Mutex<Vec<(String, u64)>>>, n: usize) {
         .expect("responses");
 }
 
+/// A one-model policy on `up` with a $100 budget in `dir`; returns it and the data dir.
+fn write_policy(dir: &tempfile::TempDir, up: &Mock) -> (std::path::PathBuf, std::path::PathBuf) {
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("version: 1\nproviders:\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  m: {{ provider: p, model: up, tier: open, price: {{ input: 0, output: 400 }} }}\nroutes:\n  - {{ name: main, use: [m] }}\nbudgets:\n  - {{ name: company, limit_usd: 100 }}\n", up.url()),
+    )
+    .unwrap();
+    (policy, dir.path().join("data"))
+}
+
 fn request() -> String {
     json!({"model": "auto", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
         .to_string()
@@ -106,13 +117,7 @@ fn request() -> String {
 async fn kill_9_mid_load_loses_no_completed_spend_and_restart_resumes_totals() {
     let up = mock(|_| Reply::Json(StatusCode::OK, completion("ok", 3, 5))).await;
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!("version: 1\nproviders:\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  m: {{ provider: p, model: up, tier: open, price: {{ input: 0, output: 400 }} }}\nroutes:\n  - {{ name: main, use: [m] }}\nbudgets:\n  - {{ name: company, limit_usd: 100 }}\n", up.url()),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
+    let (policy, data) = write_policy(&dir, &up);
     let (mut child, base) = serve(&policy, &data);
     let url = format!("{base}/v1/chat/completions");
 
@@ -192,13 +197,7 @@ async fn kill_9_mid_load_loses_no_completed_spend_and_restart_resumes_totals() {
 async fn sigterm_under_load_finishes_or_charges_in_flight_requests_and_exits_0() {
     let up = mock(|_| Reply::Json(StatusCode::OK, completion("ok", 3, 5))).await;
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!("version: 1\nproviders:\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  m: {{ provider: p, model: up, tier: open, price: {{ input: 0, output: 400 }} }}\nroutes:\n  - {{ name: main, use: [m] }}\nbudgets:\n  - {{ name: company, limit_usd: 100 }}\n", up.url()),
-    )
-    .unwrap();
-    let data = dir.path().join("data");
+    let (policy, data) = write_policy(&dir, &up);
     let (mut child, base) = serve(&policy, &data);
     let url = format!("{base}/v1/chat/completions");
     let completed: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();

@@ -198,7 +198,7 @@ async fn traced_proxy(upstream: &Mock, traces: Traces) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     let mut state = switchyard::state(policy, switchyard::Limits::default(), dir.path()).unwrap();
     state.traces = traces;
-    proxy_over(state, dir).await
+    proxy_from_state(state, dir).await
 }
 
 fn attr<'s>(span: &'s SpanData, key: &str) -> &'s Value {

@@ -490,23 +490,6 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Answer {
     }
 }
 
-/// A proxy over `state` (built by the caller, e.g. with tracing on) on 127.0.0.1:0.
-pub async fn proxy_over(state: switchyard::AppState, data_dir: tempfile::TempDir) -> Proxy {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let done = tokio::spawn(switchyard::run(state.clone(), listener, async {
-        let _ = rx.await;
-    }));
-    Proxy {
-        addr,
-        data_dir,
-        state,
-        stop: Some(tx),
-        done,
-    }
-}
-
 /// The dashboard's money format (`app.js` `money` for USD): two decimals with thousands
 /// separators from $1 up, four below.
 pub fn dollars(usd: f64) -> String {
