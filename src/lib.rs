@@ -98,15 +98,16 @@ pub fn state(policy: Policy, limits: Limits, data_dir: &Path) -> Result<AppState
     state_with_clock(policy, limits, data_dir, system_clock())
 }
 
-/// `state` for a policy loaded from `path`, which `AppState::reload` reads again.
+/// `state` for a policy loaded from `path`, which `AppState::reload` reads again, over an
+/// opened `store` (`budget::Store::open_sqlite`, or `budget::PgStore::connect`). Blocking.
 pub fn state_from_file(
     path: &Path,
     limits: Limits,
-    data_dir: &Path,
+    store: budget::Store,
     clock: Clock,
 ) -> Result<AppState, StartError> {
     let policy = Policy::load(path)?;
-    let mut state = state_with_clock(policy, limits, data_dir, clock)?;
+    let mut state = state_with_store(policy, limits, store, clock)?;
     state.reloader = Arc::new(policy::Reloader::new(
         Some(path),
         &path.display().to_string(),
@@ -122,8 +123,17 @@ pub fn state_with_clock(
     data_dir: &Path,
     clock: Clock,
 ) -> Result<AppState, StartError> {
+    state_with_store(policy, limits, budget::Store::open_sqlite(data_dir)?, clock)
+}
+
+/// `state` over an opened ledger store. Blocking (reads the store).
+pub fn state_with_store(
+    policy: Policy,
+    limits: Limits,
+    store: budget::Store,
+    clock: Clock,
+) -> Result<AppState, StartError> {
     let classifier = load_classifier(&policy)?;
-    let store = budget::Store::Sqlite(budget::SqliteStore::open(data_dir)?);
     let ledger = budget::Ledger::open(store, policy.budgets.clone(), clock())?;
     let reloader = Arc::new(policy::Reloader::new(None, &policy.source, clock()));
     Ok(AppState {
@@ -152,6 +162,26 @@ pub async fn run(
         tracing::error!(error = %err, "flushing the ledger failed");
     }
     Ok(())
+}
+
+/// With the shared PostgreSQL store: re-read every replica's spend into this replica's
+/// mirror every `every`, so thresholds (`downgrade_at`) and the remaining-budget header
+/// follow the other replicas' traffic too. Runs until the process ends.
+pub fn spawn_ledger_refresh(state: AppState, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let ledger = state.ledger.clone();
+            let now = (state.clock)();
+            match tokio::task::spawn_blocking(move || ledger.refresh(now)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "refreshing budget counters failed"),
+                Err(err) => tracing::warn!(error = %err, "refreshing budget counters failed"),
+            }
+        }
+    });
 }
 
 /// Reload the policy whenever its file changes (checked every `every`: modification time and

@@ -87,8 +87,8 @@ enum Command {
     },
     /// A month's spend, tokens and savings by a dimension, and each budget's standing.
     Report {
-        #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The policy, for budget limits (optional).
         #[arg(long, env = "SWITCHYARD_POLICY")]
         policy: Option<PathBuf>,
@@ -109,8 +109,8 @@ enum Command {
         /// The policy that served the traffic (for the recorded tier mix).
         #[arg(long)]
         current: Option<PathBuf>,
-        #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// YYYY-MM (default: the current UTC month).
         #[arg(long)]
         month: Option<String>,
@@ -170,6 +170,59 @@ enum ReportFormat {
     Json,
 }
 
+/// Where the ledger lives.
+#[derive(clap::Args, Clone)]
+struct StoreArgs {
+    /// The SQLite ledger's directory (when no --store is given).
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
+    data_dir: PathBuf,
+    /// `postgres://user:password@host:5432/db` for the PostgreSQL store shared by several
+    /// replicas (budgets hold across all of them). Unset: SQLite in --data-dir.
+    #[arg(long = "store", env = "SWITCHYARD_STORE_URL", hide_env_values = true)]
+    url: Option<String>,
+    /// This replica's name in the shared store (default: hostname-pid). Restarting under the
+    /// same name releases the reservations its previous process left.
+    #[arg(long, env = "SWITCHYARD_REPLICA_ID")]
+    replica_id: Option<String>,
+    /// Reservations of a replica not heard from for this long are released by the others.
+    #[arg(long, env = "SWITCHYARD_REPLICA_TTL_SECS", default_value_t = 30)]
+    replica_ttl_secs: u64,
+}
+
+impl StoreArgs {
+    fn is_postgres(&self) -> bool {
+        self.url.as_deref().is_some_and(|u| !u.is_empty())
+    }
+
+    async fn open(&self) -> anyhow::Result<switchyard::budget::Store> {
+        let replica = self.replica_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "switchyard".to_owned());
+            format!("{host}-{}", std::process::id())
+        });
+        switchyard::budget::Store::open(
+            self.url.as_deref(),
+            &self.data_dir,
+            &replica,
+            Duration::from_secs(self.replica_ttl_secs.max(1)),
+        )
+        .await
+        .context("cannot open the ledger")
+    }
+}
+
+/// The store `report` and `simulate` read: it must already exist.
+async fn open_report_store(store: &StoreArgs) -> anyhow::Result<switchyard::budget::Store> {
+    if !store.is_postgres() && !store.data_dir.join("ledger.sqlite3").exists() {
+        anyhow::bail!(
+            "no ledger in {} (set --data-dir or --store)",
+            store.data_dir.display()
+        );
+    }
+    store.open().await
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// The routing policy (YAML).
@@ -186,9 +239,8 @@ struct ServeArgs {
         default_value = "127.0.0.1:9090"
     )]
     admin_listen: SocketAddr,
-    /// Where the ledger lives.
-    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "./switchyard-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Largest request body in bytes (413 beyond).
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 4 << 20)]
     max_body_bytes: usize,
@@ -240,26 +292,32 @@ fn main() -> ExitCode {
             json,
         } => eval(&data, weights.as_deref(), json),
         Command::Report {
-            data_dir,
+            store,
             policy,
             month,
             by,
             format,
-        } => report(&data_dir, policy.as_deref(), month.as_deref(), by, format),
+        } => runtime.block_on(async move {
+            let store = open_report_store(&store).await?;
+            tokio::task::spawn_blocking(move || {
+                report(store, policy.as_deref(), month.as_deref(), by, format)
+            })
+            .await?
+        }),
         Command::Keys { command } => keys(command),
         Command::Simulate {
             policy,
             current,
-            data_dir,
+            store,
             month,
             json,
-        } => simulate(
-            &policy,
-            current.as_deref(),
-            &data_dir,
-            month.as_deref(),
-            json,
-        ),
+        } => runtime.block_on(async move {
+            let store = open_report_store(&store).await?;
+            tokio::task::spawn_blocking(move || {
+                simulate(&policy, current.as_deref(), store, month.as_deref(), json)
+            })
+            .await?
+        }),
         Command::Demo {
             listen,
             admin_listen,
@@ -349,12 +407,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Limits::default()
     };
     let admin = admin_from_env(args.admin_listen)?;
-    let mut state = switchyard::state_from_file(
-        &args.policy,
-        limits,
-        &args.data_dir,
-        switchyard::system_clock(),
-    )?;
+    let store = args.store.open().await?;
+    let policy_path = args.policy.clone();
+    let mut state = tokio::task::spawn_blocking(move || {
+        switchyard::state_from_file(&policy_path, limits, store, switchyard::system_clock())
+    })
+    .await??;
+    if args.store.is_postgres() {
+        switchyard::spawn_ledger_refresh(state.clone(), Duration::from_secs(1));
+    }
     let traces = switchyard::telemetry::traces_from_env(&|name| std::env::var(name).ok())
         .context("cannot set up OpenTelemetry tracing")?;
     if let Some(provider) = &traces {
@@ -598,16 +659,13 @@ fn eval(data: &[PathBuf], weights: Option<&Path>, json: bool) -> anyhow::Result<
 }
 
 fn report(
-    data_dir: &Path,
+    store: switchyard::budget::Store,
     policy: Option<&Path>,
     month: Option<&str>,
     by: By,
     format: ReportFormat,
 ) -> anyhow::Result<()> {
-    use switchyard::budget::{Dimension, Ledger, MonthId, SqliteStore, Store, month_window};
-    if !data_dir.join("ledger.sqlite3").exists() {
-        anyhow::bail!("no ledger in {} (set --data-dir)", data_dir.display());
-    }
+    use switchyard::budget::{Dimension, Ledger, MonthId, month_window};
     let now = jiff::Timestamp::now();
     let current = month_window(&jiff::tz::TimeZone::UTC, now).month;
     let month = match month {
@@ -626,7 +684,8 @@ fn report(
         Some(p) => Policy::load(p)?.budgets,
         None => Vec::new(),
     };
-    let ledger = Ledger::open(Store::Sqlite(SqliteStore::open(data_dir)?), specs, now)?;
+    let ledger = Ledger::open(store, specs, now)?;
+    ledger.refresh(now)?;
     let rows = ledger.store().month_rows(month, dimension)?;
     let budgets = if month == current {
         ledger.all_status(now)
@@ -673,14 +732,11 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
 fn simulate(
     policy: &Path,
     current: Option<&Path>,
-    data_dir: &Path,
+    store: switchyard::budget::Store,
     month: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use switchyard::budget::{MonthId, SqliteStore, Store, month_window};
-    if !data_dir.join("ledger.sqlite3").exists() {
-        anyhow::bail!("no ledger in {} (set --data-dir)", data_dir.display());
-    }
+    use switchyard::budget::{MonthId, month_window};
     let new = Policy::load(policy)?;
     let old = current.map(Policy::load).transpose()?;
     let month = match month {
@@ -688,7 +744,6 @@ fn simulate(
         None => month_window(&jiff::tz::TimeZone::UTC, jiff::Timestamp::now()).month,
     };
     let (from, to) = switchyard::simulate::month_bounds(month).context("month out of range")?;
-    let store = Store::Sqlite(SqliteStore::open(data_dir)?);
     let served = store.served_between(from, to)?;
     let tier_of = |name: &str| {
         old.as_ref()

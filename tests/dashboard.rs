@@ -418,7 +418,7 @@ async fn reload_answers_with_file_line_column_errors_and_keeps_the_old_policy() 
     let state = switchyard::state_from_file(
         &file,
         switchyard::Limits::default(),
-        &dir.path().join("data"),
+        switchyard::budget::Store::open_sqlite(&dir.path().join("data")).unwrap(),
         switchyard::system_clock(),
     )
     .unwrap();

@@ -35,7 +35,7 @@ async fn file_proxy(text: &str) -> (Proxy, tempfile::TempDir) {
     let state = switchyard::state_from_file(
         &path,
         switchyard::Limits::default(),
-        data.path(),
+        switchyard::budget::Store::open_sqlite(data.path()).unwrap(),
         switchyard::system_clock(),
     )
     .unwrap();

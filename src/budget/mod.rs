@@ -11,7 +11,12 @@
 //! - `spec.rs`: budget specs, tenants, status and the `Exhausted` refusal.
 //! - `reservation.rs`: the settle-once guard.
 //! - `row.rs`: the ledger row (one per request, never prompt text).
-//! - `store/`: `enum Store { Sqlite }`: the durable ledger and its rollups.
+//! - `store/`: `enum Store { Sqlite, Postgres }`: the durable ledger and its rollups.
+//!
+//! Two engines, one API. With SQLite (one replica) the counters here are authoritative and a
+//! reserve is a few map updates under a lock. With PostgreSQL (several replicas) PostgreSQL is
+//! the authority: a reserve is one atomic conditional update there (`PgStore::reserve`), and
+//! the counters here are a mirror, refreshed by every reserve and by `refresh`.
 //!
 //! Invariants a changer must keep:
 //! - Money is integer micro-dollars; no float touches a counter.
@@ -49,12 +54,13 @@ pub use spec::{
     BudgetSpec, BudgetState, BudgetStatus, Exhausted, GLOBAL_SCOPE_ID, OnLimit, Ppm, Scope, Tenant,
 };
 pub use store::{
-    DayRow, Dimension, Durable, GridCell, MonthRow, RecentRow, Served, SqliteStore, Store,
+    DayRow, Dimension, Durable, GridCell, HoldId, MonthRow, PgOptions, PgStore, RecentRow, Served,
+    SqliteStore, Store,
 };
 pub use window::{MonthId, Window, month_window, window_of};
 
 use spec::state_of;
-use store::Charge;
+use store::{Charge, Standing};
 
 /// Everything that can go wrong in the budget module, other than a budget being spent.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +83,18 @@ pub enum Error {
     SchemaTooNew { found: u64, known: u64 },
     #[error("cannot start the ledger writer thread")]
     Spawn(#[source] std::io::Error),
+    #[error("PostgreSQL ledger error")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("cannot reach the PostgreSQL ledger: {0}")]
+    Pool(String),
+    #[error("invalid store URL: {0}")]
+    StoreUrl(String),
+    #[error("writing ledger rows failed: {0}")]
+    Store(String),
+    #[error("the reservation was released by another replica (this one was taken for dead)")]
+    HoldGone,
+    #[error("the ledger task stopped before answering")]
+    TaskGone,
 }
 
 /// The authoritative counters (spent and held, per budget copy and month) plus the store that
@@ -137,6 +155,7 @@ impl Ledger {
             let c = counters.entry(row.charge).or_default();
             c.spent += row.spent;
             c.overshoot += row.overshoot;
+            c.held += row.held;
         }
         let mut state = State {
             budgets: Vec::new(),
@@ -165,9 +184,89 @@ impl Ledger {
     }
 
     /// Reserves `amount` in every budget that applies to `tenant` (global ones, the tenant's
-    /// team copy, the tenant's key copy), all or nothing, atomically w.r.t. concurrent reserves.
-    /// Refuses with the first budget (policy order) that cannot take it.
-    pub fn reserve(
+    /// team copy, the tenant's key copy), all or nothing, atomically w.r.t. concurrent reserves
+    /// (of every replica, with PostgreSQL). Refuses with `Error::Exhausted` naming the first
+    /// budget (policy order) that cannot take it; other errors mean the store failed.
+    ///
+    /// Cancel-safe: if the caller stops waiting, a reservation already made is released.
+    pub async fn reserve(
+        &self,
+        tenant: &Tenant,
+        amount: MicroUsd,
+        now: Timestamp,
+    ) -> Result<Reservation, Error> {
+        if !matches!(self.shared.store, Store::Postgres(_)) {
+            return Ok(self.reserve_here(tenant, amount, now)?);
+        }
+        let (made_at, targets) = {
+            let mut state = self.lock();
+            let made_at = state.advance(now);
+            (made_at, state.targets(tenant))
+        };
+        if targets.is_empty() {
+            return Ok(Reservation::new(
+                self.clone(),
+                tenant.clone(),
+                amount,
+                Vec::new(),
+                made_at,
+                None,
+            ));
+        }
+        // Run to completion in its own task: a reservation made after the caller gave up is
+        // dropped (released) here instead of leaking a hold.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ledger = self.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            let result = ledger
+                .reserve_shared(tenant, amount, made_at, targets)
+                .await;
+            drop(tx.send(result));
+        });
+        rx.await.unwrap_or(Err(Error::TaskGone))
+    }
+
+    async fn reserve_shared(
+        &self,
+        tenant: Tenant,
+        amount: MicroUsd,
+        made_at: Timestamp,
+        targets: Vec<Target>,
+    ) -> Result<Reservation, Error> {
+        let Store::Postgres(pg) = &self.shared.store else {
+            return Err(Error::TaskGone);
+        };
+        let charges: Vec<Charge> = targets.iter().map(|t| t.charge.clone()).collect();
+        let limits: Vec<MicroUsd> = targets.iter().map(|t| t.limit).collect();
+        let standing = pg.reserve(&charges, &limits, amount).await?;
+        let mut state = self.lock();
+        state.mirror(&charges, &standing);
+        if let Some(i) = refused_index(&standing) {
+            let t = targets.get(i).ok_or(Error::TaskGone)?;
+            let (spent, held) = standing.counters.get(i).copied().unwrap_or_default();
+            return Err(t.exhausted(spent, held, amount).into());
+        }
+        for charge in &charges {
+            state
+                .counters
+                .entry(charge.clone())
+                .or_default()
+                .outstanding += 1;
+        }
+        drop(state);
+        Ok(Reservation::new(
+            self.clone(),
+            tenant,
+            amount,
+            charges,
+            made_at,
+            standing.hold,
+        ))
+    }
+
+    /// `reserve` on the in-memory counters (SQLite).
+    fn reserve_here(
         &self,
         tenant: &Tenant,
         amount: MicroUsd,
@@ -175,40 +274,18 @@ impl Ledger {
     ) -> Result<Reservation, Exhausted> {
         let mut state = self.lock();
         let made_at = state.advance(now);
-        let State {
-            budgets,
-            counters,
-            global_id,
-            ..
-        } = &mut *state;
-        let mut charges = Vec::with_capacity(budgets.len());
-        for b in budgets.iter() {
-            let Some(scope_id) = scope_id(b.spec.scope, tenant, global_id) else {
-                continue;
-            };
-            let charge = Charge {
-                budget: b.spec.name.clone(),
-                scope_id,
-                month: b.window.month,
-            };
-            let c = counters.get(&charge).copied().unwrap_or_default();
-            if c.spent + c.held + amount > b.spec.limit {
-                tracing::debug!(budget = %b.spec.name, scope_id = %charge.scope_id, %amount, "reservation refused");
-                return Err(Exhausted {
-                    budget: charge.budget,
-                    scope_id: charge.scope_id,
-                    limit: b.spec.limit,
-                    spent: c.spent,
-                    held: c.held,
-                    requested: amount,
-                    resets_at: b.window.end,
-                    on_limit: b.spec.on_limit,
-                });
+        let targets = state.targets(tenant);
+        let mut charges = Vec::with_capacity(targets.len());
+        for t in targets {
+            let c = state.counters.get(&t.charge).copied().unwrap_or_default();
+            if c.spent + c.held + amount > t.limit {
+                tracing::debug!(budget = %t.charge.budget, scope_id = %t.charge.scope_id, %amount, "reservation refused");
+                return Err(t.exhausted(c.spent, c.held, amount));
             }
-            charges.push(charge);
+            charges.push(t.charge);
         }
         for charge in &charges {
-            let c = counters.entry(charge.clone()).or_default();
+            let c = state.counters.entry(charge.clone()).or_default();
             c.held += amount;
             c.outstanding += 1;
         }
@@ -219,7 +296,34 @@ impl Ledger {
             amount,
             charges,
             made_at,
+            None,
         ))
+    }
+
+    /// Re-reads every counter of the current months from the store (PostgreSQL: what every
+    /// replica spent and holds), so `status` and `all_status` answer as of now. Nothing to do
+    /// with SQLite, whose counters are authoritative. Blocking: call it from `spawn_blocking`.
+    pub fn refresh(&self, now: Timestamp) -> Result<(), Error> {
+        let Store::Postgres(pg) = &self.shared.store else {
+            return Ok(());
+        };
+        let utc = month_window(&jiff::tz::TimeZone::UTC, now).month;
+        let rows = pg.current_spend(utc.previous().unwrap_or(utc))?;
+        let mut state = self.lock();
+        state.advance(now);
+        for row in rows {
+            let current = state
+                .budgets
+                .iter()
+                .any(|b| b.spec.name == row.charge.budget && b.window.month == row.charge.month);
+            if current || state.counters.contains_key(&row.charge) {
+                let c = state.counters.entry(row.charge).or_default();
+                c.spent = row.spent;
+                c.held = row.held;
+                c.overshoot = row.overshoot;
+            }
+        }
+        Ok(())
     }
 
     /// Every applicable budget's standing for `tenant` in the month containing `now`, in policy
@@ -308,35 +412,65 @@ impl Ledger {
     }
 
     /// Moves a reservation's hold from `old` to `new` in each of its budget copies, checking
-    /// every copy before changing any (all or nothing, under one lock).
-    fn resize(&self, charges: &[Charge], old: MicroUsd, new: MicroUsd) -> Result<(), Exhausted> {
+    /// every copy before changing any (all or nothing, under one lock, or in one PostgreSQL
+    /// statement).
+    async fn resize(
+        &self,
+        charges: &[Charge],
+        hold: Option<HoldId>,
+        old: MicroUsd,
+        new: MicroUsd,
+    ) -> Result<(), Error> {
+        let Store::Postgres(pg) = &self.shared.store else {
+            return Ok(self.resize_here(charges, old, new)?);
+        };
+        let Some(hold) = hold else {
+            return Ok(()); // no budget applies
+        };
+        let targets: Vec<Option<Target>> = {
+            let state = self.lock();
+            charges.iter().map(|c| state.target_of(c)).collect()
+        };
+        let limits: Vec<MicroUsd> = targets
+            .iter()
+            .map(|t| t.as_ref().map_or(MicroUsd(u64::MAX), |t| t.limit))
+            .collect();
+        let standing = pg.resize(hold, &limits, new).await?;
         let mut state = self.lock();
-        let State {
-            budgets, counters, ..
-        } = &mut *state;
+        state.mirror(charges, &standing);
+        if standing.refused < 0 {
+            return Err(Error::HoldGone);
+        }
+        if let Some(i) = refused_index(&standing) {
+            let (spent, held) = standing.counters.get(i).copied().unwrap_or_default();
+            if let Some(Some(t)) = targets.get(i) {
+                return Err(t.exhausted(spent, held, new).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn resize_here(
+        &self,
+        charges: &[Charge],
+        old: MicroUsd,
+        new: MicroUsd,
+    ) -> Result<(), Exhausted> {
+        let mut state = self.lock();
         if new > old {
             let extra = new.saturating_sub(old);
             for charge in charges {
-                let c = counters.get(charge).copied().unwrap_or_default();
-                let Some(b) = budgets.iter().find(|b| b.spec.name == charge.budget) else {
+                let c = state.counters.get(charge).copied().unwrap_or_default();
+                let Some(t) = state.target_of(charge) else {
                     continue; // a budget removed by a reload no longer limits anything
                 };
-                if c.spent + c.held + extra > b.spec.limit {
-                    return Err(Exhausted {
-                        budget: charge.budget.clone(),
-                        scope_id: charge.scope_id.clone(),
-                        limit: b.spec.limit,
-                        spent: c.spent,
-                        held: c.held,
-                        requested: new,
-                        resets_at: b.window.end,
-                        on_limit: b.spec.on_limit,
-                    });
+                if c.spent + c.held + extra > t.limit {
+                    return Err(t.exhausted(c.spent, c.held, new));
                 }
             }
         }
         for charge in charges {
-            if let Some(c) = counters.get_mut(charge) {
+            if let Some(c) = state.counters.get_mut(charge) {
                 c.held = c.held.saturating_sub(old) + new;
             }
         }
@@ -348,7 +482,7 @@ impl Ledger {
     pub fn record(&self, mut row: Row) -> Durable {
         row.budgets.clear();
         row.overshoot = MicroUsd::ZERO;
-        self.shared.store.write(row, Vec::new())
+        self.shared.store.write(row, Vec::new(), None)
     }
 
     /// Resolves once every row handed to the store so far is durable.
@@ -366,6 +500,7 @@ impl Ledger {
     fn settle(
         &self,
         charges: Vec<Charge>,
+        hold: Option<HoldId>,
         amount: MicroUsd,
         actual: MicroUsd,
         mut row: Row,
@@ -383,7 +518,7 @@ impl Ledger {
             .iter()
             .map(|c| (c.budget.clone(), c.scope_id.clone()))
             .collect();
-        self.shared.store.write(row, charges)
+        self.shared.store.write(row, charges, hold)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -396,7 +531,78 @@ impl Ledger {
     }
 }
 
+/// One budget copy a reservation would charge, with what a refusal must say.
+#[derive(Debug, Clone)]
+struct Target {
+    charge: Charge,
+    limit: MicroUsd,
+    on_limit: OnLimit,
+    resets_at: Timestamp,
+}
+
+impl Target {
+    fn exhausted(&self, spent: MicroUsd, held: MicroUsd, requested: MicroUsd) -> Exhausted {
+        Exhausted {
+            budget: self.charge.budget.clone(),
+            scope_id: self.charge.scope_id.clone(),
+            limit: self.limit,
+            spent,
+            held,
+            requested,
+            resets_at: self.resets_at,
+            on_limit: self.on_limit,
+        }
+    }
+}
+
+/// The 0-based index of the refusing copy of a PostgreSQL answer, if one refused.
+fn refused_index(standing: &Standing) -> Option<usize> {
+    usize::try_from(standing.refused)
+        .ok()
+        .and_then(|i| i.checked_sub(1))
+}
+
 impl State {
+    /// The budget copies `tenant` spends from, in policy order, in each budget's current month.
+    fn targets(&self, tenant: &Tenant) -> Vec<Target> {
+        self.budgets
+            .iter()
+            .filter_map(|b| {
+                let scope_id = scope_id(b.spec.scope, tenant, &self.global_id)?;
+                Some(Target {
+                    charge: Charge {
+                        budget: b.spec.name.clone(),
+                        scope_id,
+                        month: b.window.month,
+                    },
+                    limit: b.spec.limit,
+                    on_limit: b.spec.on_limit,
+                    resets_at: b.window.end,
+                })
+            })
+            .collect()
+    }
+
+    /// `charge` with its budget's limit as the policy now says; `None` if a reload removed it.
+    fn target_of(&self, charge: &Charge) -> Option<Target> {
+        let b = self.budgets.iter().find(|b| b.spec.name == charge.budget)?;
+        Some(Target {
+            charge: charge.clone(),
+            limit: b.spec.limit,
+            on_limit: b.spec.on_limit,
+            resets_at: b.window.end,
+        })
+    }
+
+    /// Copies PostgreSQL's answer into the mirror.
+    fn mirror(&mut self, charges: &[Charge], standing: &Standing) {
+        for (charge, (spent, held)) in charges.iter().zip(&standing.counters) {
+            let c = self.counters.entry(charge.clone()).or_default();
+            c.spent = *spent;
+            c.held = *held;
+        }
+    }
+
     /// Moves the clock forward to `now` (never back) and rolls each budget's window over when
     /// its month has ended. Returns the clock.
     fn advance(&mut self, now: Timestamp) -> Timestamp {

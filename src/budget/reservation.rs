@@ -8,11 +8,11 @@ use std::fmt;
 
 use jiff::Timestamp;
 
-use super::Ledger;
 use super::money::MicroUsd;
 use super::row::{Row, STATUS_DROPPED};
 use super::spec::Tenant;
 use super::store::{Charge, Durable};
+use super::{Error, HoldId, Ledger};
 
 /// `amount` held in each applicable budget copy, for the month the reservation was made in.
 #[must_use = "a reservation holds budget until it is committed or released"]
@@ -22,6 +22,8 @@ pub struct Reservation {
     amount: MicroUsd,
     /// Budget copies held, each with the month it is held in.
     charges: Vec<Charge>,
+    /// Its row in the shared store's `holds` (PostgreSQL, when a budget applies).
+    hold: Option<HoldId>,
     /// The (ledger) time it was made; the time of its row if it is dropped.
     made_at: Timestamp,
     /// The row to write if dropped unsettled; a minimal one otherwise.
@@ -48,12 +50,14 @@ impl Reservation {
         amount: MicroUsd,
         charges: Vec<Charge>,
         made_at: Timestamp,
+        hold: Option<HoldId>,
     ) -> Reservation {
         Reservation {
             ledger,
             tenant,
             amount,
             charges,
+            hold,
             made_at,
             drop_row: None,
             settled: false,
@@ -66,10 +70,13 @@ impl Reservation {
     }
 
     /// Change the amount held (a fallback to a candidate with another worst case), all or
-    /// nothing: on refusal the reservation keeps its old amount. One reservation per request,
-    /// whatever the fallbacks, so a request still leaves exactly one row.
-    pub fn resize(&mut self, amount: MicroUsd) -> Result<(), super::Exhausted> {
-        self.ledger.resize(&self.charges, self.amount, amount)?;
+    /// nothing: on refusal (`Error::Exhausted`) the reservation keeps its old amount. One
+    /// reservation per request, whatever the fallbacks, so a request still leaves exactly one
+    /// row.
+    pub async fn resize(&mut self, amount: MicroUsd) -> Result<(), Error> {
+        self.ledger
+            .resize(&self.charges, self.hold, self.amount, amount)
+            .await?;
         self.amount = amount;
         Ok(())
     }
@@ -103,7 +110,8 @@ impl Reservation {
     fn settle(&mut self, actual: MicroUsd, row: Row) -> Durable {
         self.settled = true;
         let charges = std::mem::take(&mut self.charges);
-        self.ledger.settle(charges, self.amount, actual, row)
+        self.ledger
+            .settle(charges, self.hold, self.amount, actual, row)
     }
 }
 

@@ -128,15 +128,21 @@ fn currency(state: &AppState) -> Value {
 }
 
 /// `GET /api/v1/budgets?month=`: every budget copy's standing and forecast.
-pub(super) fn budgets(state: &AppState, params: &Params) -> Result<Value, Refusal> {
+/// With PostgreSQL the current month is re-read first, so every replica answers the same.
+pub(super) async fn budgets(state: &AppState, params: &Params) -> Result<Value, Refusal> {
     let now = (state.clock)();
     let (month, current) = params.month(now)?;
-    let statuses = if current {
-        state.ledger.all_status(now)
-    } else {
-        let spent = state.ledger.store().month_spend(month)?;
-        state.ledger.month_status(month, &spent)
-    };
+    let ledger = state.ledger.clone();
+    let statuses = tokio::task::spawn_blocking(move || {
+        if current {
+            ledger.refresh(now)?;
+            Ok::<_, crate::budget::Error>(ledger.all_status(now))
+        } else {
+            let spent = ledger.store().month_spend(month)?;
+            Ok(ledger.month_status(month, &spent))
+        }
+    })
+    .await??;
     let specs = state.ledger.specs();
     let rows: Vec<Value> = statuses
         .iter()

@@ -117,7 +117,7 @@ async fn handle(state: &AppState, admin: &Admin, req: Request<Incoming>) -> Resp
         (&Method::GET, "/assets/app.js") => return asset(APP_JS, "text/javascript; charset=utf-8"),
         (&Method::GET, "/assets/app.css") => return asset(APP_CSS, "text/css; charset=utf-8"),
         (&Method::GET, "/metrics") => return api::metrics(state, admin.metrics.as_ref()),
-        (&Method::GET, "/api/v1/budgets") => api::budgets(state, &params),
+        (&Method::GET, "/api/v1/budgets") => api::budgets(state, &params).await,
         (&Method::GET, "/api/v1/spend") => api::spend(state, &params).await,
         (&Method::GET, "/api/v1/daily") => api::daily(state, &params).await,
         (&Method::GET, "/api/v1/grid") => api::grid(state, &params).await,

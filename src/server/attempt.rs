@@ -14,7 +14,7 @@ use super::exchange::{self, Exchange};
 use super::proxy::{header_value, with_headers};
 use super::spend;
 use super::{AppState, Body, HEADER_COST, HEADER_MODEL, HEADER_REMAINING};
-use crate::budget::{MicroUsd, Reservation, Tenant, Usage};
+use crate::budget::{self, MicroUsd, Reservation, Tenant, Usage};
 use crate::chat;
 use crate::policy::{Model, ModelKind, Policy, Trigger};
 use crate::providers::{self, Operation, StreamEnd, UsageTap, estimate_tokens};
@@ -340,9 +340,13 @@ pub(super) async fn send_first_available<'p>(
         };
         if attempt > 0 {
             let worst = spend::worst_case(model, input_tokens, request.max_tokens);
-            if let Err(refused) = reservation.resize(worst) {
-                tracing::info!(model = %model.name, budget = %refused.budget, "fallback skipped: over budget");
-                continue;
+            match reservation.resize(worst).await {
+                Ok(()) => {}
+                Err(budget::Error::Exhausted(refused)) => {
+                    tracing::info!(model = %model.name, budget = %refused.budget, "fallback skipped: over budget");
+                    continue;
+                }
+                Err(err) => return Err(ApiError::Ledger(err)),
             }
         }
         let exchange = Exchange::new(dialect, provider.kind);

@@ -28,6 +28,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("{}", budget_message(.0))]
     BudgetExceeded(crate::budget::Exhausted),
+    #[error("the budget ledger is unavailable; nothing was sent upstream or charged")]
+    LedgerUnavailable(#[source] crate::budget::Error),
     #[error("recording the charge failed")]
     Ledger(#[source] crate::budget::Error),
     #[error("no route in the policy serves this request")]
@@ -93,6 +95,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "insufficient_quota",
                 "budget_exceeded",
+            ),
+            Self::LedgerUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "ledger_unavailable",
             ),
             Self::Ledger(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

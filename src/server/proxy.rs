@@ -22,7 +22,7 @@ use super::plan::{dry_run, plan};
 use super::stack::RequestId;
 use super::{AppState, Body, HEADER_DIFFICULTY, HEADER_DRY_RUN, HEADER_ROUTE, HEADER_TASK};
 use super::{HEADER_ESCALATED, HEADER_SHADOW_MODEL, auth, spend};
-use crate::budget::MicroUsd;
+use crate::budget::{self, MicroUsd};
 use crate::chat;
 use crate::classify::{Difficulty, Task};
 use crate::policy::{Mode, ModelKind, Policy, Trigger};
@@ -185,9 +185,11 @@ async fn complete(
         request.input_token_bound(),
         request.max_tokens,
         now,
-    ) {
+    )
+    .await
+    {
         Ok(r) => r,
-        Err(exhausted) => {
+        Err(budget::Error::Exhausted(exhausted)) => {
             // The refusal leaves its row too; nobody waits for it.
             let mut row = facts.row("", "", "rejected");
             row.reason = spend::reason_line(&decision.reasons);
@@ -195,6 +197,11 @@ async fn complete(
             metrics::record_rejection(&exhausted.budget);
             span.failed("budget_exceeded");
             return Err(ApiError::BudgetExceeded(exhausted));
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot reserve budget");
+            span.failed("ledger_unavailable");
+            return Err(ApiError::LedgerUnavailable(err));
         }
     };
     let mut headers = HeaderMap::new();
@@ -263,7 +270,9 @@ async fn complete(
         request.input_token_bound(),
         request.max_tokens,
         (state.clock)(),
-    ) else {
+    )
+    .await
+    else {
         tracing::info!(
             trigger = trigger.as_str(),
             "escalation skipped: over budget"

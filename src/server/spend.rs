@@ -10,7 +10,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 
 use crate::budget::{
-    BudgetState, BudgetStatus, Counterfactual, Durable, Exhausted, Ledger, MicroUsd, OnLimit,
+    self, BudgetState, BudgetStatus, Counterfactual, Durable, Exhausted, Ledger, MicroUsd, OnLimit,
     Price, Reservation, Row, Tenant, Usage,
 };
 use crate::classify::Difficulty;
@@ -72,8 +72,9 @@ pub fn keep_frontier_for_hard<'p>(
 /// Reserve the worst case of the first candidate that fits, all or nothing across the
 /// tenant's budgets. A refusal by an `on_limit: reject` budget is final; by a `downgrade`
 /// budget, the next candidates are tried, then every cheaper model of the kind, most capable
-/// (dearest) first. The decision's candidates become the ones still possible.
-pub fn reserve<'p>(
+/// (dearest) first. The decision's candidates become the ones still possible. A refusal is
+/// `budget::Error::Exhausted`; any other error is the store failing (nothing was reserved).
+pub async fn reserve<'p>(
     ledger: &Ledger,
     policy: &'p Policy,
     tenant: &Tenant,
@@ -81,7 +82,7 @@ pub fn reserve<'p>(
     input_tokens: u64,
     max_tokens: Option<u64>,
     now: Timestamp,
-) -> Result<Reservation, Exhausted> {
+) -> Result<Reservation, budget::Error> {
     let mut refused: Option<Exhausted> = None;
     let mut cheapest_refused = MicroUsd(u64::MAX);
     for (pos, index) in decision.candidates.iter().enumerate() {
@@ -89,20 +90,23 @@ pub fn reserve<'p>(
             continue;
         };
         let cost = worst_case(model, input_tokens, max_tokens);
-        match ledger.reserve(tenant, cost, now) {
+        match ledger.reserve(tenant, cost, now).await {
             Ok(r) => {
                 let rest = decision.candidates.split_off(pos);
                 decision.candidates = rest;
                 return Ok(r);
             }
-            Err(e) if e.on_limit == OnLimit::Reject => return Err(e),
-            Err(e) => {
+            Err(budget::Error::Exhausted(e)) if e.on_limit == OnLimit::Reject => {
+                return Err(e.into());
+            }
+            Err(budget::Error::Exhausted(e)) => {
                 decision
                     .reasons
                     .push(Reason::OverBudget { model: &model.name });
                 cheapest_refused = cheapest_refused.min(cost);
                 refused = Some(e);
             }
+            Err(other) => return Err(other),
         }
     }
     let kind = decision
@@ -120,7 +124,7 @@ pub fn reserve<'p>(
         .collect();
     cheaper.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (cost, index) in cheaper {
-        match ledger.reserve(tenant, cost, now) {
+        match ledger.reserve(tenant, cost, now).await {
             Ok(r) => {
                 if let Some(model) = policy.model(index) {
                     decision
@@ -130,19 +134,22 @@ pub fn reserve<'p>(
                 decision.candidates = vec![index];
                 return Ok(r);
             }
-            Err(e) => refused = Some(e),
+            Err(budget::Error::Exhausted(e)) => refused = Some(e),
+            Err(other) => return Err(other),
         }
     }
-    Err(refused.unwrap_or_else(|| Exhausted {
-        budget: Arc::from("?"),
-        scope_id: Arc::from("?"),
-        limit: MicroUsd::ZERO,
-        spent: MicroUsd::ZERO,
-        held: MicroUsd::ZERO,
-        requested: MicroUsd::ZERO,
-        resets_at: now,
-        on_limit: OnLimit::Reject,
-    }))
+    Err(budget::Error::Exhausted(refused.unwrap_or_else(|| {
+        Exhausted {
+            budget: Arc::from("?"),
+            scope_id: Arc::from("?"),
+            limit: MicroUsd::ZERO,
+            spent: MicroUsd::ZERO,
+            held: MicroUsd::ZERO,
+            requested: MicroUsd::ZERO,
+            resets_at: now,
+            on_limit: OnLimit::Reject,
+        }
+    })))
 }
 
 /// A decision's reasons as one line for the ledger: what applied and what was chosen (the

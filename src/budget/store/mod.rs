@@ -1,12 +1,16 @@
-//! Where ledger rows and committed spend live: `enum Store { Sqlite }` (PostgreSQL comes later).
+//! Where ledger rows and committed spend live: `enum Store { Sqlite, Postgres }`.
 //!
-//! The store is the durable half of the ledger. It never decides anything about money: the
-//! in-memory counters in `Ledger` are authoritative while the process runs; the store is what
-//! they are rebuilt from (`spend_by_budget`) and what reports read (`daily`, `requests`).
+//! - SQLite (one replica): the store never decides anything about money; the in-memory
+//!   counters in `Ledger` are authoritative while the process runs, and the store is what they
+//!   are rebuilt from (`spend_by_budget`) and what reports read (`daily`, `requests`).
+//! - PostgreSQL (several replicas): the store IS the authority. Reservations are atomic
+//!   conditional updates in PostgreSQL (`PgStore::reserve`); the ledger's counters are a mirror.
 //!
 //! Invariant: a row and every rollup it moves are written in one transaction, and a `Durable`
 //! resolves `Ok` only after that transaction committed.
 
+mod pg_schema;
+mod postgres;
 mod schema;
 mod sqlite;
 
@@ -24,12 +28,15 @@ use super::money::MicroUsd;
 use super::row::Row;
 use super::window::MonthId;
 
+pub(crate) use postgres::Standing;
+pub use postgres::{HoldId, PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 /// The ledger's storage backend. An enum, not a trait object: every backend is known here.
 #[derive(Debug)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// One budget copy a row moved, and the month (in that budget's zone) it moved it in.
@@ -46,6 +53,8 @@ pub(crate) struct SpendRow {
     pub charge: Charge,
     pub spent: MicroUsd,
     pub overshoot: MicroUsd,
+    /// Reserved and not yet settled (PostgreSQL: every replica's holds; SQLite: always 0).
+    pub held: MicroUsd,
 }
 
 /// A dimension the dashboard and `report --by` group spend by.
@@ -204,10 +213,45 @@ impl Future for Durable {
 }
 
 impl Store {
+    /// The SQLite store in `dir` (created if needed). Blocking.
+    pub fn open_sqlite(dir: &std::path::Path) -> Result<Store, Error> {
+        SqliteStore::open(dir).map(Store::Sqlite)
+    }
+
+    /// Opens the store `url` names: `postgres://…` or `postgresql://…` for the shared
+    /// PostgreSQL store (as `replica`, releasing dead replicas' holds after `ttl`); anything else
+    /// (or nothing) is the SQLite store in `data_dir`. Must run inside a tokio runtime.
+    pub async fn open(
+        url: Option<&str>,
+        data_dir: &std::path::Path,
+        replica: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Store, Error> {
+        match url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let now = jiff::Timestamp::now();
+                let utc = super::window::month_window(&jiff::tz::TimeZone::UTC, now).month;
+                let options = PgOptions {
+                    url: url.to_owned(),
+                    replica: replica.to_owned(),
+                    ttl,
+                };
+                Ok(Store::Postgres(
+                    PgStore::connect(options, utc.previous().unwrap_or(utc)).await?,
+                ))
+            }
+            Some(other) if !other.is_empty() => Err(Error::StoreUrl(
+                "expected postgres://… (leave it unset for SQLite in --data-dir)".to_owned(),
+            )),
+            _ => Store::open_sqlite(data_dir),
+        }
+    }
+
     /// Hands a row to the store; the returned `Durable` resolves when it is committed.
-    pub(crate) fn write(&self, row: Row, charges: Vec<Charge>) -> Durable {
+    pub(crate) fn write(&self, row: Row, charges: Vec<Charge>, hold: Option<HoldId>) -> Durable {
         match self {
             Store::Sqlite(s) => s.write(row, charges),
+            Store::Postgres(s) => s.write(row, charges, hold),
         }
     }
 
@@ -215,6 +259,7 @@ impl Store {
     pub(crate) fn flush(&self) -> Durable {
         match self {
             Store::Sqlite(s) => s.flush(),
+            Store::Postgres(s) => s.flush(),
         }
     }
 
@@ -222,6 +267,7 @@ impl Store {
     pub(crate) fn load_spend(&self, since: MonthId) -> Result<Vec<SpendRow>, Error> {
         match self {
             Store::Sqlite(s) => s.load_spend(since),
+            Store::Postgres(s) => s.load_spend(since),
         }
     }
 
@@ -230,6 +276,7 @@ impl Store {
     pub fn month_rows(&self, month: MonthId, by: Dimension) -> Result<Vec<MonthRow>, Error> {
         match self {
             Store::Sqlite(s) => s.month_rows(month, by),
+            Store::Postgres(s) => s.month_rows(month, by),
         }
     }
 
@@ -238,6 +285,7 @@ impl Store {
     pub fn month_days(&self, month: MonthId) -> Result<Vec<DayRow>, Error> {
         match self {
             Store::Sqlite(s) => s.month_days(month),
+            Store::Postgres(s) => s.month_days(month),
         }
     }
 
@@ -245,6 +293,7 @@ impl Store {
     pub fn month_grid(&self, month: MonthId) -> Result<Vec<GridCell>, Error> {
         match self {
             Store::Sqlite(s) => s.month_grid(month),
+            Store::Postgres(s) => s.month_grid(month),
         }
     }
 
@@ -252,6 +301,7 @@ impl Store {
     pub fn recent(&self, before: jiff::Timestamp, limit: u32) -> Result<Vec<RecentRow>, Error> {
         match self {
             Store::Sqlite(s) => s.recent(before.as_microsecond(), limit),
+            Store::Postgres(s) => s.recent(before.as_microsecond(), limit),
         }
     }
 
@@ -260,6 +310,7 @@ impl Store {
     pub fn month_spend(&self, month: MonthId) -> Result<Vec<(String, String, MicroUsd)>, Error> {
         match self {
             Store::Sqlite(s) => s.month_spend(month),
+            Store::Postgres(s) => s.month_spend(month),
         }
     }
 
@@ -271,6 +322,7 @@ impl Store {
     ) -> Result<Vec<Served>, Error> {
         match self {
             Store::Sqlite(s) => s.served_between(from, to),
+            Store::Postgres(s) => s.served_between(from, to),
         }
     }
 
@@ -278,6 +330,7 @@ impl Store {
     pub fn ping(&self) -> Result<(), Error> {
         match self {
             Store::Sqlite(s) => s.ping(),
+            Store::Postgres(s) => s.ping(),
         }
     }
 
@@ -285,6 +338,7 @@ impl Store {
     pub fn sum_cost(&self) -> Result<MicroUsd, Error> {
         match self {
             Store::Sqlite(s) => s.sum_cost(),
+            Store::Postgres(s) => s.sum_cost(),
         }
     }
 
@@ -292,6 +346,7 @@ impl Store {
     pub fn request_count(&self) -> Result<u64, Error> {
         match self {
             Store::Sqlite(s) => s.request_count(),
+            Store::Postgres(s) => s.request_count(),
         }
     }
 
@@ -301,6 +356,7 @@ impl Store {
     pub(crate) fn audit(&self) -> Result<Audit, Error> {
         match self {
             Store::Sqlite(s) => s.audit(),
+            Store::Postgres(s) => s.audit(),
         }
     }
 }
@@ -311,6 +367,15 @@ impl Store {
 pub(crate) struct Audit {
     pub from_requests: HashMap<(String, String, String), u64>,
     pub from_rollup: HashMap<(String, String, String), u64>,
+}
+
+/// `[first day, first day of the next month)` as `daily` spells days.
+fn month_days_range(month: MonthId) -> (String, String) {
+    let first = format!("{month}-01");
+    let next = month
+        .next()
+        .map_or_else(|| "9999-99".to_owned(), |m| format!("{m}-01"));
+    (first, next)
 }
 
 /// `requests.budgets`: one `month TAB budget TAB scope_id` line per charge.

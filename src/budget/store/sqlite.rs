@@ -181,6 +181,7 @@ impl SqliteStore {
                     },
                     spent: MicroUsd(spent),
                     overshoot: MicroUsd(overshoot),
+                    held: MicroUsd::ZERO,
                 });
             }
             Ok(out)
@@ -188,7 +189,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn month_rows(&self, month: MonthId, by: Dimension) -> Result<Vec<MonthRow>, Error> {
-        let (first, next) = month_days_range(month);
+        let (first, next) = super::month_days_range(month);
         let sql = format!(
             "SELECT {col}, SUM(requests), SUM(input_tokens), SUM(cached_input_tokens),
                     SUM(output_tokens), SUM(cost), SUM(baseline_cost)
@@ -214,7 +215,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn month_days(&self, month: MonthId) -> Result<Vec<DayRow>, Error> {
-        let (first, next) = month_days_range(month);
+        let (first, next) = super::month_days_range(month);
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT day, SUM(requests), SUM(cost), SUM(baseline_cost) FROM daily
@@ -233,7 +234,7 @@ impl SqliteStore {
     }
 
     pub(crate) fn month_grid(&self, month: MonthId) -> Result<Vec<GridCell>, Error> {
-        let (first, next) = month_days_range(month);
+        let (first, next) = super::month_days_range(month);
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT task, difficulty, SUM(requests), SUM(cost) FROM daily_class
@@ -378,15 +379,6 @@ impl SqliteStore {
         })?;
         Ok(audit)
     }
-}
-
-/// `[first day, first day of the next month)` as `daily` spells days.
-fn month_days_range(month: MonthId) -> (String, String) {
-    let first = format!("{month}-01");
-    let next = month
-        .next()
-        .map_or_else(|| "9999-99".to_owned(), |m| format!("{m}-01"));
-    (first, next)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), Error> {

@@ -20,7 +20,9 @@ fn reserve_holds_in_every_applicable_budget_and_commit_charges_actual() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path(), company_team_key(), ts(NOW));
     let alice = tenant("alice", Some("search"));
-    let r = ledger.reserve(&alice, MicroUsd(1_500), ts(NOW)).unwrap();
+    let r = ledger
+        .reserve_now(&alice, MicroUsd(1_500), ts(NOW))
+        .unwrap();
     assert_eq!(r.amount(), MicroUsd(1_500));
     let held: Vec<_> = ledger
         .status(&alice, ts(NOW))
@@ -52,8 +54,12 @@ fn a_refusal_changes_nothing_and_names_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path(), company_team_key(), ts(NOW));
     let alice = tenant("alice", Some("search"));
-    let first = ledger.reserve(&alice, MicroUsd(1_800), ts(NOW)).unwrap();
-    let err = ledger.reserve(&alice, MicroUsd(300), ts(NOW)).unwrap_err();
+    let first = ledger
+        .reserve_now(&alice, MicroUsd(1_800), ts(NOW))
+        .unwrap();
+    let err = ledger
+        .reserve_now(&alice, MicroUsd(300), ts(NOW))
+        .unwrap_err();
     assert_eq!(&*err.budget, "per-key");
     assert_eq!(&*err.scope_id, "alice");
     assert_eq!(
@@ -67,7 +73,7 @@ fn a_refusal_changes_nothing_and_names_the_budget() {
     }
     // Another key of the same team still fits.
     let bob = tenant("bob", Some("search"));
-    drop(ledger.reserve(&bob, MicroUsd(300), ts(NOW)).unwrap());
+    drop(ledger.reserve_now(&bob, MicroUsd(300), ts(NOW)).unwrap());
     drop(first);
 }
 
@@ -76,7 +82,7 @@ fn a_tenant_without_a_team_is_not_charged_to_team_budgets() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(dir.path(), company_team_key(), ts(NOW));
     let anon = Tenant::anonymous();
-    let r = ledger.reserve(&anon, MicroUsd(10), ts(NOW)).unwrap();
+    let r = ledger.reserve_now(&anon, MicroUsd(10), ts(NOW)).unwrap();
     let names: Vec<_> = r.budgets().map(|(b, s, _)| format!("{b}/{s}")).collect();
     assert_eq!(names, ["company/global", "per-key/anonymous"]);
     drop(r);
@@ -91,7 +97,7 @@ fn overshoot_is_charged_and_recorded() {
         ts(NOW),
     );
     let t = tenant("k", None);
-    let r = ledger.reserve(&t, MicroUsd(900), ts(NOW)).unwrap();
+    let r = ledger.reserve_now(&t, MicroUsd(900), ts(NOW)).unwrap();
     block_on(r.commit(MicroUsd(1_100), row("r1", "ok", ts(NOW)))).unwrap();
     let s = &ledger.status(&t, ts(NOW))[0];
     assert_eq!(
@@ -100,7 +106,7 @@ fn overshoot_is_charged_and_recorded() {
     );
     assert_eq!(s.used, Ppm(1_100_000));
     // Nothing more fits, not even zero.
-    assert!(ledger.reserve(&t, MicroUsd(0), ts(NOW)).is_err());
+    assert!(ledger.reserve_now(&t, MicroUsd(0), ts(NOW)).is_err());
     let audit = ledger.store().audit().unwrap();
     assert_eq!(audit.from_rollup.values().sum::<u64>(), 1_100);
 }
@@ -114,7 +120,7 @@ fn dropping_a_reservation_releases_it_with_a_dropped_row() {
         ts(NOW),
     );
     let t = tenant("k", None);
-    let mut r = ledger.reserve(&t, MicroUsd(1_000), ts(NOW)).unwrap();
+    let mut r = ledger.reserve_now(&t, MicroUsd(1_000), ts(NOW)).unwrap();
     r.set_drop_row(row("req-7", "ok", ts(NOW)));
     drop(r);
     assert_eq!(ledger.status(&t, ts(NOW))[0].held, MicroUsd::ZERO);
@@ -141,14 +147,14 @@ fn reopening_the_store_rebuilds_the_month_totals() {
     {
         let ledger = open(dir.path(), specs.clone(), ts(NOW));
         // Last month's spend must not count this month.
-        let old = ledger.reserve(&alice, MicroUsd(999), ts("2026-10-20T00:00:00Z"));
+        let old = ledger.reserve_now(&alice, MicroUsd(999), ts("2026-10-20T00:00:00Z"));
         drop(old); // the ledger clock is already in November: charged to November, 0 cost
         for (t, cost) in [(&alice, 700), (&bob, 300), (&alice, 50)] {
-            let r = ledger.reserve(t, MicroUsd(1_000), ts(NOW)).unwrap();
+            let r = ledger.reserve_now(t, MicroUsd(1_000), ts(NOW)).unwrap();
             block_on(r.commit(MicroUsd(cost), row("r", "ok", ts(NOW)))).unwrap();
         }
         // Outstanding at "crash" time: held money is not spend.
-        std::mem::forget(ledger.reserve(&alice, MicroUsd(500), ts(NOW)).unwrap());
+        std::mem::forget(ledger.reserve_now(&alice, MicroUsd(500), ts(NOW)).unwrap());
         block_on(ledger.flush()).unwrap();
     }
     let ledger = open(dir.path(), specs, ts("2026-11-20T00:00:00Z"));
@@ -183,9 +189,9 @@ fn a_policy_reload_with_a_new_limit_keeps_spend() {
     let mut specs = vec![spec("per-key", Scope::Key, 1_000, "UTC")];
     let ledger = open(dir.path(), specs.clone(), ts(NOW));
     let t = tenant("k", None);
-    let r = ledger.reserve(&t, MicroUsd(800), ts(NOW)).unwrap();
+    let r = ledger.reserve_now(&t, MicroUsd(800), ts(NOW)).unwrap();
     block_on(r.commit(MicroUsd(800), row("r", "ok", ts(NOW)))).unwrap();
-    assert!(ledger.reserve(&t, MicroUsd(300), ts(NOW)).is_err());
+    assert!(ledger.reserve_now(&t, MicroUsd(300), ts(NOW)).is_err());
 
     specs[0].limit = MicroUsd(2_000);
     specs[0].warn_at = vec![Ppm(400_000)];
@@ -199,7 +205,7 @@ fn a_policy_reload_with_a_new_limit_keeps_spend() {
             BudgetState::Warned(Ppm(400_000))
         )
     );
-    drop(ledger.reserve(&t, MicroUsd(300), ts(NOW)).unwrap());
+    drop(ledger.reserve_now(&t, MicroUsd(300), ts(NOW)).unwrap());
 
     // Lowering below the spend caps it; a reload that drops and re-adds the budget keeps it too.
     specs[0].limit = MicroUsd(500);
@@ -234,14 +240,14 @@ fn a_reservation_commits_into_the_month_it_was_made_in() {
     let t = tenant("k", None);
     let late_nov = ts("2026-11-30T23:59:00Z");
     let early_dec = ts("2026-12-01T00:01:00Z");
-    let r = ledger.reserve(&t, MicroUsd(900), late_nov).unwrap();
+    let r = ledger.reserve_now(&t, MicroUsd(900), late_nov).unwrap();
     // December starts at zero, even with November's hold outstanding.
     let s = &ledger.status(&t, early_dec)[0];
     assert_eq!(
         (s.spent, s.held, s.month.to_string()),
         (MicroUsd::ZERO, MicroUsd::ZERO, "2026-12".into())
     );
-    drop(ledger.reserve(&t, MicroUsd(1_000), early_dec).unwrap());
+    drop(ledger.reserve_now(&t, MicroUsd(1_000), early_dec).unwrap());
     block_on(r.commit(MicroUsd(600), row("r", "ok", early_dec))).unwrap();
     assert_eq!(ledger.status(&t, early_dec)[0].spent, MicroUsd::ZERO);
     // November's counter is gone from memory now that nothing is outstanding in it...
@@ -267,7 +273,7 @@ fn a_clock_that_goes_back_cannot_reopen_a_closed_month() {
     );
     let t = tenant("k", None);
     let r = ledger
-        .reserve(&t, MicroUsd(10), ts("2026-11-30T23:59:59Z"))
+        .reserve_now(&t, MicroUsd(10), ts("2026-11-30T23:59:59Z"))
         .unwrap();
     assert_eq!(
         r.budgets().next().map(|(_, _, m)| m.to_string()),
@@ -290,8 +296,8 @@ fn status_reports_thresholds_and_all_status_lists_active_copies() {
     );
     let a = tenant("a", Some("t1"));
     let b = tenant("b", Some("t2"));
-    let ra = ledger.reserve(&a, MicroUsd(1_900), ts(NOW)).unwrap();
-    let rb = ledger.reserve(&b, MicroUsd(1_900), ts(NOW)).unwrap();
+    let ra = ledger.reserve_now(&a, MicroUsd(1_900), ts(NOW)).unwrap();
+    let rb = ledger.reserve_now(&b, MicroUsd(1_900), ts(NOW)).unwrap();
     block_on(rb.commit(MicroUsd(1_600), row("r", "ok", ts(NOW)))).unwrap();
     let rows: Vec<_> = ledger
         .all_status(ts(NOW))
@@ -305,20 +311,20 @@ fn status_reports_thresholds_and_all_status_lists_active_copies() {
     );
     assert_eq!(rows[1].1, "t1");
     assert_eq!(rows[4], ("per-key".into(), "b".into(), BudgetState::Ok));
-    let ra2 = ledger.reserve(&a, MicroUsd(0), ts(NOW)).unwrap();
+    let ra2 = ledger.reserve_now(&a, MicroUsd(0), ts(NOW)).unwrap();
     drop(ra2);
     let rc = ledger
-        .reserve(&tenant("c", None), MicroUsd(2_000), ts(NOW))
+        .reserve_now(&tenant("c", None), MicroUsd(2_000), ts(NOW))
         .unwrap();
     let company = &ledger.status(&a, ts(NOW))[0];
     assert_eq!(company.used, Ppm(550_000));
     assert_eq!(company.state, BudgetState::Warned(Ppm(500_000)));
     let rd = ledger
-        .reserve(&tenant("d", None), MicroUsd(2_000), ts(NOW))
+        .reserve_now(&tenant("d", None), MicroUsd(2_000), ts(NOW))
         .unwrap();
     assert_eq!(ledger.status(&a, ts(NOW))[0].used, Ppm(750_000));
     let re = ledger
-        .reserve(&tenant("e", None), MicroUsd(1_500), ts(NOW))
+        .reserve_now(&tenant("e", None), MicroUsd(1_500), ts(NOW))
         .unwrap();
     assert_eq!(
         ledger.status(&a, ts(NOW))[0].state,
@@ -350,7 +356,7 @@ fn month_rows_group_the_daily_rollup() {
         ("llama-8b", "chat", 5, "2026-11-03T11:00:00Z"),
         ("llama-8b", "chat", 7, "2026-12-01T00:00:00Z"),
     ] {
-        let r = ledger.reserve(&t, MicroUsd(1_000), ts(day)).unwrap();
+        let r = ledger.reserve_now(&t, MicroUsd(1_000), ts(day)).unwrap();
         let mut row = row("r", "ok", ts(day));
         row.model = Arc::from(model);
         row.task = Some(task.to_owned());
