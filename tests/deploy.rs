@@ -1,7 +1,9 @@
 //! The deployment files under `deploy/`, checked offline: every YAML document parses, the image
 //! is multi-stage and non-root, ports and probe paths are ones switchyard serves, the Kubernetes
-//! policy is a valid copy of `policies/open-first.yaml`, compose mounts exist, and the systemd
-//! unit starts `serve` and reloads on SIGHUP. Nothing here needs Docker, a cluster or systemd.
+//! policy is a valid copy of `policies/open-first.yaml`, compose mounts exist, compose and
+//! Kubernetes run several replicas on the shared PostgreSQL store, and the systemd unit starts
+//! `serve` (SQLite by default) and reloads on SIGHUP. Nothing here needs Docker, a cluster,
+//! PostgreSQL or systemd.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -128,9 +130,9 @@ fn every_yaml_document_under_deploy_parses() {
         "kubernetes/configmap.yaml",
         "kubernetes/secret.example.yaml",
         "kubernetes/deployment.yaml",
-        "kubernetes/pvc.yaml",
         "kubernetes/service.yaml",
         "kubernetes/pdb.yaml",
+        "kubernetes/hpa.yaml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -265,8 +267,25 @@ fn resolve_port(port: &Value, named: &BTreeMap<String, u64>) -> u64 {
     }
 }
 
+/// The Kubernetes object of `kind` named `name`.
+fn kube_named(kind: &str, name: &str) -> Value {
+    kube_objects()
+        .into_iter()
+        .map(|(_, d)| d)
+        .find(|d| d["kind"].as_str() == Some(kind) && name_of(d) == name)
+        .unwrap_or_else(|| panic!("no {kind} named {name} under deploy/kubernetes"))
+}
+
+/// A container's `env` entry named `name`.
+fn container_env<'a>(container: &'a Value, name: &str) -> &'a Value {
+    as_seq(&container["env"])
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("the container has no env {name}"))
+}
+
 #[test]
-fn kubernetes_runs_one_replica_with_probes_on_the_admin_paths() {
+fn kubernetes_runs_replicas_on_the_shared_store_with_probes_on_the_admin_paths() {
     for (file, doc) in kube_objects() {
         assert!(
             doc["metadata"]["namespace"].is_null(),
@@ -275,16 +294,17 @@ fn kubernetes_runs_one_replica_with_probes_on_the_admin_paths() {
         );
         assert_ne!(
             doc["kind"].as_str(),
-            Some("HorizontalPodAutoscaler"),
-            "{}: one replica until the PostgreSQL store lands",
+            Some("PersistentVolumeClaim"),
+            "{}: the ledger is in PostgreSQL; pods need no volume",
             file.display()
         );
     }
 
     let deployment = kube_object("Deployment");
     let spec = &deployment["spec"];
-    assert_eq!(spec["replicas"].as_u64(), Some(1), "one replica (SQLite)");
-    assert_eq!(spec["strategy"]["type"].as_str(), Some("Recreate"));
+    let replicas = spec["replicas"].as_u64().unwrap();
+    assert!(replicas >= 2, "replicas: {replicas}, expected at least 2");
+    assert_eq!(spec["strategy"]["type"].as_str(), Some("RollingUpdate"));
     let pod = &spec["template"]["spec"];
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(grace > 30, "grace {grace}s must exceed the 30 s drain");
@@ -324,24 +344,33 @@ fn kubernetes_runs_one_replica_with_probes_on_the_admin_paths() {
         );
     }
     assert!(probes >= 2, "readiness and liveness probes");
+    // Readiness follows the store (/readyz fails while it is unreachable); liveness does not.
     assert_eq!(
         container["readinessProbe"]["httpGet"]["path"].as_str(),
         Some("/readyz")
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
     );
     let security = &container["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true));
     assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
     assert!(
-        !container["resources"]["requests"].is_null(),
-        "no resources"
+        !container["resources"]["requests"]["cpu"].is_null(),
+        "no CPU request (the HPA's utilization is measured against it)"
     );
 
-    // The arguments agree with the ports and mounts.
+    // The arguments agree with the ports and mounts; no SQLite data directory.
     let args: Vec<&str> = as_seq(&container["args"])
         .iter()
         .filter_map(Value::as_str)
         .collect();
     assert_eq!(args.first(), Some(&"serve"));
+    assert!(
+        !args.contains(&"--data-dir"),
+        "--data-dir: the ledger is in PostgreSQL"
+    );
     let mounts: BTreeMap<&str, &str> = as_seq(&container["volumeMounts"])
         .iter()
         .map(|m| {
@@ -351,53 +380,101 @@ fn kubernetes_runs_one_replica_with_probes_on_the_admin_paths() {
             )
         })
         .collect();
-    assert!(mounts.contains_key("/etc/switchyard") && mounts.contains_key("/data"));
+    assert!(mounts.contains_key("/etc/switchyard"));
     let arg_after = |flag: &str| {
         let i = args.iter().position(|a| *a == flag).unwrap();
         args[i + 1]
     };
     assert!(arg_after("--policy").starts_with("/etc/switchyard/"));
-    assert_eq!(arg_after("--data-dir"), "/data");
     assert!(arg_after("--listen").ends_with(":8080"));
     assert!(arg_after("--admin-listen").ends_with(":9090"));
 
-    // Volumes, ConfigMap, PVC and Secret refer to one another by the right names.
+    // Volumes: every mount has one, the policy is the ConfigMap, none is a claim.
     let volumes: BTreeMap<&str, &Value> = as_seq(&pod["volumes"])
         .iter()
         .map(|v| (v["name"].as_str().unwrap(), v))
         .collect();
+    for (path, name) in &mounts {
+        assert!(volumes.contains_key(name), "{path}: no volume {name}");
+    }
+    for (name, volume) in &volumes {
+        assert!(
+            volume["persistentVolumeClaim"].is_null(),
+            "volume {name}: a claim; the ledger is in PostgreSQL"
+        );
+    }
     let policy_volume = volumes[mounts["/etc/switchyard"]];
     assert_eq!(
         policy_volume["configMap"]["name"].as_str(),
         Some(name_of(&kube_object("ConfigMap")))
     );
-    let data_volume = volumes[mounts["/data"]];
-    let pvc = kube_object("PersistentVolumeClaim");
-    assert_eq!(
-        data_volume["persistentVolumeClaim"]["claimName"].as_str(),
-        Some(name_of(&pvc))
+
+    // The store URL comes from a Secret key that secret.example.yaml defines; the replica id is
+    // the pod's name.
+    let store = &container_env(container, "SWITCHYARD_STORE_URL")["valueFrom"]["secretKeyRef"];
+    let (store_secret, store_key) = (
+        store["name"]
+            .as_str()
+            .expect("SWITCHYARD_STORE_URL is not from a secretKeyRef"),
+        store["key"].as_str().unwrap(),
     );
-    assert_eq!(
-        as_seq(&pvc["spec"]["accessModes"]),
-        [Value::from("ReadWriteOnce")]
-    );
-    let secret = kube_object("Secret");
+    let url = kube_named("Secret", store_secret)["stringData"][store_key]
+        .as_str()
+        .unwrap_or_else(|| panic!("Secret {store_secret} has no key {store_key}"))
+        .to_owned();
     assert!(
-        as_seq(&container["envFrom"])
-            .iter()
-            .any(|e| e["secretRef"]["name"].as_str() == Some(name_of(&secret))),
-        "the container does not load the Secret"
+        url.starts_with("postgres://") || url.starts_with("postgresql://"),
+        "{store_secret}/{store_key} is not a PostgreSQL URL: {url}"
     );
-    let placeholders = secret["stringData"].as_mapping().unwrap();
-    assert!(placeholders.contains_key("SWITCHYARD_ADMIN_TOKEN"));
-    for (key, value) in placeholders {
+    assert_eq!(
+        container_env(container, "SWITCHYARD_REPLICA_ID")["valueFrom"]["fieldRef"]["fieldPath"]
+            .as_str(),
+        Some("metadata.name"),
+        "SWITCHYARD_REPLICA_ID must be the pod name"
+    );
+
+    // The admin token and provider keys come from a Secret loaded whole; every example Secret
+    // holds placeholders only.
+    let secrets: Vec<Value> = kube_objects()
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["kind"].as_str() == Some("Secret"))
+        .collect();
+    let loaded: Vec<&str> = as_seq(&container["envFrom"])
+        .iter()
+        .filter_map(|e| e["secretRef"]["name"].as_str())
+        .collect();
+    assert!(!loaded.is_empty(), "the container loads no Secret");
+    for name in &loaded {
         assert!(
-            value.as_str().unwrap().contains("REPLACE_ME"),
-            "secret.example.yaml: {key:?} must be a placeholder"
+            secrets.iter().any(|s| name_of(s) == *name),
+            "envFrom names Secret {name}, which secret.example.yaml lacks"
         );
     }
+    assert!(
+        loaded.iter().any(|name| {
+            kube_named("Secret", name)["stringData"]
+                .as_mapping()
+                .is_some_and(|m| m.contains_key("SWITCHYARD_ADMIN_TOKEN"))
+        }),
+        "no loaded Secret holds SWITCHYARD_ADMIN_TOKEN"
+    );
+    for secret in &secrets {
+        for (key, value) in secret["stringData"].as_mapping().unwrap() {
+            assert!(
+                value.as_str().unwrap().contains("REPLACE_ME"),
+                "secret.example.yaml: {}/{key:?} must be a placeholder",
+                name_of(secret)
+            );
+        }
+    }
 
-    // The Service exposes exactly the proxy and admin ports and selects the pod.
+    // The Service exposes exactly the proxy and admin ports and selects the pods.
+    let labels = &spec["template"]["metadata"]["labels"];
+    let selects_pods = |selector: &Value| {
+        let pairs = selector.as_mapping().unwrap();
+        !pairs.is_empty() && pairs.iter().all(|(k, v)| &labels[k] == v)
+    };
     let service = kube_object("Service");
     for port in as_seq(&service["spec"]["ports"]) {
         let number = port["port"].as_u64().unwrap();
@@ -409,22 +486,44 @@ fn kubernetes_runs_one_replica_with_probes_on_the_admin_paths() {
             assert_eq!(resolve_port(&port["targetPort"], &named), number);
         }
     }
-    let labels = &spec["template"]["metadata"]["labels"];
-    for (key, value) in service["spec"]["selector"].as_mapping().unwrap() {
-        assert_eq!(&labels[key], value, "the Service selects no pod");
-    }
+    assert!(
+        selects_pods(&service["spec"]["selector"]),
+        "the Service selects no pod"
+    );
 
-    // A disruption budget that a single replica can satisfy without blocking every drain.
+    // The autoscaler scales this Deployment, never below two replicas, on CPU.
+    let hpa = kube_object("HorizontalPodAutoscaler");
+    assert_eq!(hpa["apiVersion"].as_str(), Some("autoscaling/v2"));
+    let target = &hpa["spec"]["scaleTargetRef"];
+    assert_eq!(target["apiVersion"].as_str(), Some("apps/v1"));
+    assert_eq!(target["kind"].as_str(), Some("Deployment"));
+    assert_eq!(target["name"].as_str(), Some(name_of(&deployment)));
+    let min = hpa["spec"]["minReplicas"].as_u64().unwrap();
+    let max = hpa["spec"]["maxReplicas"].as_u64().unwrap();
+    assert!(min >= 2, "minReplicas {min}, expected at least 2");
+    assert!(max > min, "maxReplicas {max} leaves nothing to scale");
+    assert!(
+        (min..=max).contains(&replicas),
+        "replicas {replicas} outside the HPA's {min}..={max}"
+    );
+    assert!(
+        as_seq(&hpa["spec"]["metrics"])
+            .iter()
+            .any(|m| m["resource"]["name"].as_str() == Some("cpu")),
+        "the HPA has no CPU metric"
+    );
+
+    // The disruption budget covers these pods, keeps one up, and still lets a drain evict one.
     let pdb = kube_object("PodDisruptionBudget");
-    let allowed = match (
-        pdb["spec"]["minAvailable"].as_u64(),
-        pdb["spec"]["maxUnavailable"].as_u64(),
-    ) {
-        (Some(min), None) => min == 0,
-        (None, Some(max)) => max >= 1,
-        _ => false,
-    };
-    assert!(allowed, "pdb.yaml would block drains of the single replica");
+    assert!(
+        selects_pods(&pdb["spec"]["selector"]["matchLabels"]),
+        "pdb.yaml selects no switchyard pod"
+    );
+    let available = pdb["spec"]["minAvailable"].as_u64().unwrap();
+    assert!(
+        available >= 1 && available < min,
+        "minAvailable {available}: keep one pod up, let drains evict one of {min}"
+    );
 }
 
 #[test]
@@ -478,11 +577,25 @@ fn compose_env<'a>(service: &'a Value, name: &str) -> Option<&'a str> {
     env[name].as_str()
 }
 
+/// A compose service's published host ports (`[IP:]HOST:CONTAINER` short syntax).
+fn host_ports(service: &Value) -> Vec<u64> {
+    as_seq(&service["ports"])
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|p| {
+            let parts: Vec<&str> = p.split(':').collect();
+            assert!(parts.len() >= 2, "port {p} is not published on the host");
+            parts[parts.len() - 2].parse().unwrap()
+        })
+        .collect()
+}
+
 #[test]
-fn compose_has_the_stack_and_every_mounted_file_exists() {
-    let compose = document(&deploy().join("compose.yaml"));
+fn compose_runs_replicas_on_postgres_and_every_mounted_file_exists() {
+    let mut compose = document(&deploy().join("compose.yaml"));
+    compose.apply_merge().unwrap(); // `<<: *switchyard`, as Docker Compose reads it
     let services = compose["services"].as_mapping().unwrap();
-    for name in ["switchyard", "prometheus", "grafana", "otel-collector"] {
+    for name in ["postgres", "prometheus", "grafana", "otel-collector"] {
         assert!(
             services.contains_key(name),
             "compose.yaml lacks service {name}"
@@ -500,57 +613,194 @@ fn compose_has_the_stack_and_every_mounted_file_exists() {
             );
         }
     }
+    let mut published = BTreeMap::new();
+    for (name, service) in services {
+        for port in host_ports(service) {
+            if let Some(other) = published.insert(port, name.as_str().unwrap()) {
+                panic!("host port {port} is published by {other} and {name:?}");
+            }
+        }
+    }
 
-    let switchyard = &compose["services"]["switchyard"];
-    assert!(
-        switchyard["deploy"]["replicas"].as_u64().unwrap_or(1) == 1,
-        "one switchyard replica (SQLite)"
-    );
-    let build = &switchyard["build"];
+    // The switchyard image is built by one service; the replicas are every service running it.
+    let builders: Vec<&Value> = services
+        .values()
+        .filter(|s| !s["build"].is_null())
+        .collect();
+    assert_eq!(builders.len(), 1, "one service builds the switchyard image");
+    let build = &builders[0]["build"];
     let context = deploy().join(build["context"].as_str().unwrap());
     assert!(
         context
             .join(build["dockerfile"].as_str().unwrap())
             .is_file()
     );
-    let mounts = bind_mounts(switchyard);
+    let image = builders[0]["image"].as_str().unwrap();
+    let replicas: Vec<(&str, &Value)> = services
+        .iter()
+        .filter(|(_, s)| s["image"].as_str() == Some(image))
+        .map(|(n, s)| (n.as_str().unwrap(), s))
+        .collect();
     assert!(
-        mounts
-            .iter()
-            .any(|(s, t)| s.ends_with("policies/open-first.yaml")
-                && t == "/etc/switchyard/policy.yaml"),
-        "the policy is not mounted at /etc/switchyard/policy.yaml"
-    );
-    assert!(
-        as_seq(&switchyard["volumes"])
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|v| v.split(':').nth(1) == Some("/data")),
-        "no volume for /data"
-    );
-    let otlp = compose_env(switchyard, "OTEL_EXPORTER_OTLP_ENDPOINT").unwrap();
-    assert!(otlp.contains("otel-collector"), "traces go to {otlp}");
-    assert!(
-        compose_env(switchyard, "SWITCHYARD_ADMIN_TOKEN").is_some(),
-        "the admin listener binds 0.0.0.0 in the container: it needs the token"
+        replicas.len() >= 2,
+        "expected at least two switchyard replicas, found {}",
+        replicas.len()
     );
 
-    // Prometheus scrapes the admin port with the bearer token, and its rule files are mounted.
-    let prometheus_yml = document(&deploy().join("prometheus/prometheus.yml"));
-    let scrape = as_seq(&prometheus_yml["scrape_configs"])
+    // PostgreSQL: the official image, checked with pg_isready, data on a named volume, the
+    // password required from the environment.
+    let postgres = &compose["services"]["postgres"];
+    assert!(
+        postgres["image"].as_str().unwrap().starts_with("postgres:"),
+        "not the official postgres image"
+    );
+    let check: Vec<&str> = as_seq(&postgres["healthcheck"]["test"])
         .iter()
-        .find(|s| {
-            as_seq(&s["static_configs"]).iter().any(|c| {
-                as_seq(&c["targets"])
-                    .iter()
-                    .any(|t| t.as_str() == Some("switchyard:9090"))
-            })
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        check.iter().any(|w| w.contains("pg_isready")),
+        "the postgres healthcheck is not pg_isready: {check:?}"
+    );
+    let named_volumes = compose["volumes"].as_mapping().unwrap();
+    assert!(
+        as_seq(&postgres["volumes"])
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|v| {
+                let (source, target) = v.split_once(':').unwrap_or_default();
+                named_volumes.contains_key(source) && target == "/var/lib/postgresql/data"
+            }),
+        "postgres keeps its data on no named volume"
+    );
+    assert!(
+        compose_env(postgres, "POSTGRES_PASSWORD")
+            .unwrap()
+            .starts_with("${POSTGRES_PASSWORD:?"),
+        "POSTGRES_PASSWORD must be required from the environment"
+    );
+    let pg_user = compose_env(postgres, "POSTGRES_USER").unwrap();
+    let pg_db = compose_env(postgres, "POSTGRES_DB").unwrap();
+
+    let mut ids = Vec::new();
+    for (name, switchyard) in &replicas {
+        let command: Vec<&str> = as_seq(&switchyard["command"])
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(command.first(), Some(&"serve"), "{name}");
+        let arg_after = |flag: &str| {
+            let i = command.iter().position(|a| *a == flag).unwrap();
+            command[i + 1]
+        };
+        assert!(arg_after("--listen").ends_with(":8080"), "{name}");
+        assert!(arg_after("--admin-listen").ends_with(":9090"), "{name}");
+        assert!(
+            !command.contains(&"--data-dir"),
+            "{name}: --data-dir, but the ledger is in PostgreSQL"
+        );
+        assert!(
+            bind_mounts(switchyard)
+                .iter()
+                .any(|(s, t)| s.ends_with("policies/open-first.yaml")
+                    && t == "/etc/switchyard/policy.yaml"),
+            "{name}: the policy is not mounted at /etc/switchyard/policy.yaml"
+        );
+        for volume in as_seq(&switchyard["volumes"])
+            .iter()
+            .filter_map(Value::as_str)
+        {
+            let source = volume.split(':').next().unwrap();
+            assert!(
+                !named_volumes.contains_key(source),
+                "{name} mounts volume {source}: no shared ledger volume with PostgreSQL"
+            );
+        }
+
+        // postgres://USER:${POSTGRES_PASSWORD…}@postgres:5432/DB
+        let url = compose_env(switchyard, "SWITCHYARD_STORE_URL")
+            .unwrap_or_else(|| panic!("{name} has no SWITCHYARD_STORE_URL"));
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .unwrap_or_else(|| panic!("{name}: SWITCHYARD_STORE_URL {url} is not PostgreSQL"));
+        let (credentials, location) = rest.rsplit_once('@').unwrap();
+        assert!(
+            credentials.starts_with(&format!("{pg_user}:${{POSTGRES_PASSWORD")),
+            "{name}: the store URL does not log in as {pg_user} with POSTGRES_PASSWORD"
+        );
+        let (host, database) = location.split_once('/').unwrap();
+        assert_eq!(host, "postgres:5432", "{name}: store host");
+        assert_eq!(database.split('?').next(), Some(pg_db), "{name}: database");
+        assert_eq!(
+            switchyard["depends_on"]["postgres"]["condition"].as_str(),
+            Some("service_healthy"),
+            "{name} must wait for a healthy postgres"
+        );
+
+        let id = compose_env(switchyard, "SWITCHYARD_REPLICA_ID")
+            .unwrap_or_else(|| panic!("{name} has no SWITCHYARD_REPLICA_ID"));
+        assert!(!ids.contains(&id), "{name}: replica id {id} is not unique");
+        ids.push(id);
+        let otlp = compose_env(switchyard, "OTEL_EXPORTER_OTLP_ENDPOINT").unwrap();
+        assert!(
+            otlp.contains("otel-collector"),
+            "{name}: traces go to {otlp}"
+        );
+        assert!(
+            compose_env(switchyard, "SWITCHYARD_ADMIN_TOKEN").is_some(),
+            "{name}: the admin listener binds 0.0.0.0 in the container: it needs the token"
+        );
+    }
+
+    // Clients reach every replica through one address: nginx's upstream lists each proxy port.
+    let (lb_name, lb_config) = services
+        .iter()
+        .find_map(|(n, s)| {
+            let (source, _) = bind_mounts(s)
+                .into_iter()
+                .find(|(_, t)| t.starts_with("/etc/nginx/"))?;
+            Some((n.as_str().unwrap(), read(&deploy().join(source))))
         })
-        .expect("no scrape of switchyard:9090");
-    assert_eq!(scrape["metrics_path"].as_str(), Some("/metrics"));
-    let auth = &scrape["authorization"];
-    assert!(auth["type"].as_str().unwrap_or("Bearer") == "Bearer");
-    assert!(!auth["credentials_file"].is_null() || !auth["credentials"].is_null());
+        .expect("no load balancer (nginx) in front of the replicas");
+    assert!(
+        host_ports(&compose["services"][lb_name]).contains(&PROXY_PORT),
+        "{lb_name} does not publish the proxy port"
+    );
+    let upstreams: Vec<&str> = lb_config
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("server "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|s| s.trim_end_matches(';'))
+        .collect();
+    for (name, _) in &replicas {
+        assert!(
+            upstreams.contains(&format!("{name}:{PROXY_PORT}").as_str()),
+            "{lb_name} does not send traffic to {name}: {upstreams:?}"
+        );
+    }
+
+    // Prometheus scrapes every replica's admin port with the bearer token, and its rule files
+    // are mounted.
+    let prometheus_yml = document(&deploy().join("prometheus/prometheus.yml"));
+    for (name, _) in &replicas {
+        let wanted = format!("{name}:{ADMIN_PORT}");
+        let scrape = as_seq(&prometheus_yml["scrape_configs"])
+            .iter()
+            .find(|s| {
+                as_seq(&s["static_configs"]).iter().any(|c| {
+                    as_seq(&c["targets"])
+                        .iter()
+                        .any(|t| t.as_str() == Some(wanted.as_str()))
+                })
+            })
+            .unwrap_or_else(|| panic!("no scrape of {wanted}"));
+        assert_eq!(scrape["metrics_path"].as_str(), Some("/metrics"));
+        let auth = &scrape["authorization"];
+        assert!(auth["type"].as_str().unwrap_or("Bearer") == "Bearer");
+        assert!(!auth["credentials_file"].is_null() || !auth["credentials"].is_null());
+    }
     let prometheus_targets: Vec<String> = bind_mounts(&compose["services"]["prometheus"])
         .into_iter()
         .map(|(_, t)| t)
@@ -621,6 +871,19 @@ fn systemd_unit_serves_reloads_on_hup_and_drains() {
     );
     assert_eq!(one("StateDirectory"), "switchyard");
     assert_eq!(one("EnvironmentFile"), "/etc/switchyard/env");
+    // SQLite by default; the PostgreSQL store is shown, commented out.
+    assert!(
+        settings
+            .values()
+            .flatten()
+            .all(|v| !v.contains("SWITCHYARD_STORE_URL")),
+        "the unit sets SWITCHYARD_STORE_URL: it must stay single-host SQLite by default"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('#') && l.contains("SWITCHYARD_STORE_URL=postgres://")),
+        "the unit does not show how to use the PostgreSQL store"
+    );
     assert_eq!(one("NoNewPrivileges"), "yes");
     assert_eq!(one("ProtectSystem"), "strict");
     assert!(
