@@ -1,0 +1,338 @@
+//! Three `switchyard serve` processes over one PostgreSQL, one mock upstream: 1,000 concurrent
+//! requests spread over the replicas against a $2 cap; one replica is killed (-9) mid-load with
+//! reservations outstanding, then restarted.
+//!
+//! Needs PostgreSQL: `SWITCHYARD_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`
+//! (trust auth). The test makes its own schema and drops it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+const CAP_USD: u64 = 2;
+/// Marks the requests the upstream never answers: they keep their reservations until their
+/// replica dies.
+const HANG: &str = "hang here";
+
+fn pg_base_url() -> String {
+    std::env::var("SWITCHYARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema of its own, dropped at the end.
+struct Schema {
+    name: String,
+    admin: tokio_postgres::Client,
+}
+
+impl Schema {
+    async fn new() -> Schema {
+        let (admin, conn) = tokio_postgres::connect(&pg_base_url(), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL at SWITCHYARD_TEST_PG_URL (default 127.0.0.1:5432, database test)");
+        tokio::spawn(conn);
+        let name = format!("sy_replicas_{}", std::process::id());
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .unwrap();
+        Schema { name, admin }
+    }
+
+    fn url(&self) -> String {
+        let base = pg_base_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}options=-csearch_path%3D{}", self.name)
+    }
+
+    async fn one(&self, sql: &str) -> i64 {
+        self.admin
+            .query_one(&sql.replace("{s}", &self.name), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn drop_schema(self) {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .unwrap();
+    }
+}
+
+struct Replica {
+    child: Child,
+    proxy: String,
+    admin: String,
+}
+
+impl Drop for Replica {
+    /// A failing test must not leave servers behind (they hold the test's stderr open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(policy: &std::path::Path, store: &str, id: &str) -> Replica {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--replica-id",
+            id,
+            "--replica-ttl-secs",
+            "60",
+            "--policy",
+        ])
+        .arg(policy)
+        .env("SWITCHYARD_STORE_URL", store)
+        .env("SWITCHYARD_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let proxy = line
+        .trim()
+        .strip_prefix("switchyard listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let admin = line
+        .trim()
+        .strip_prefix("switchyard dashboard on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .trim_end_matches('/')
+        .to_owned();
+    Replica {
+        child,
+        proxy,
+        admin,
+    }
+}
+
+fn request(content: &str) -> String {
+    json!({"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": content}]})
+        .to_string()
+}
+
+/// POSTs one chat request; `Some((status, request id, charged micro-dollars))` unless the
+/// connection failed (a killed replica).
+async fn chat(url: &str, content: &str) -> Option<(StatusCode, String, u64)> {
+    let req = http::Request::post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(request(
+            content,
+        ))))
+        .unwrap();
+    let rsp = client().request(req).await.ok()?;
+    let status = rsp.status();
+    let id = rsp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let cost = rsp.headers().get("x-switchyard-cost-usd").map_or(0, |v| {
+        (v.to_str().unwrap().parse::<f64>().unwrap() * 1e6).round() as u64
+    });
+    rsp.into_body().collect().await.ok()?;
+    Some((status, id, cost))
+}
+
+async fn budgets(admin: &str) -> Vec<Value> {
+    let rsp = client()
+        .get(format!("{admin}/api/v1/budgets").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), StatusCode::OK);
+    let body = rsp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v["budgets"].as_array().unwrap().clone()
+}
+
+/// Waits (yielding) until `done` holds, or fails the test after a minute.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let wait = async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_one_cap_and_survive_a_kill_9() {
+    let up = mock(|r| {
+        if String::from_utf8_lossy(&r.body).contains(HANG) {
+            Reply::Hang
+        } else {
+            Reply::Json(StatusCode::OK, completion("ok", 3, 5))
+        }
+    })
+    .await;
+    let schema = Schema::new().await;
+    let store = schema.url();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    // $1,000 per million output tokens: every request reserves and costs 5 tokens, $0.005, so
+    // the $2 cap admits 400 requests at most (fewer while the hung ones hold $0.10).
+    std::fs::write(
+        &policy,
+        format!("version: 1\nproviders:\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  m: {{ provider: p, model: up, tier: open, price: {{ input: 0, output: 1000 }} }}\nroutes:\n  - {{ name: main, use: [m] }}\nbudgets:\n  - {{ name: company, limit_usd: {CAP_USD} }}\n", up.url()),
+    )
+    .unwrap();
+    let mut replicas: Vec<Replica> = ["r0", "r1", "r2"]
+        .iter()
+        .map(|id| serve(&policy, &store, id))
+        .collect();
+
+    // r1 takes 20 requests the upstream never answers: reservations outstanding at the kill.
+    let hung: Vec<_> = (0..20)
+        .map(|_| {
+            let url = replicas[1].proxy.clone();
+            tokio::spawn(async move { chat(&url, HANG).await })
+        })
+        .collect();
+    until("the hung requests to reach the upstream", || {
+        up.requests()
+            .iter()
+            .filter(|r| String::from_utf8_lossy(&r.body).contains(HANG))
+            .count()
+            == 20
+    })
+    .await;
+
+    // 1,000 concurrent requests, round-robin over the replicas.
+    let answers: Arc<Mutex<Vec<(StatusCode, String, u64)>>> = Arc::default();
+    let load: Vec<_> = (0..1000)
+        .map(|i| {
+            let url = replicas[i % 3].proxy.clone();
+            let answers = answers.clone();
+            tokio::spawn(async move {
+                if let Some(a) = chat(&url, &format!("request {i}")).await {
+                    answers.lock().unwrap().push(a);
+                }
+            })
+        })
+        .collect();
+    until("100 answers", || answers.lock().unwrap().len() >= 100).await;
+    replicas[1].child.kill().unwrap(); // SIGKILL, mid-load
+    replicas[1].child.wait().unwrap();
+    for task in load {
+        task.await.unwrap();
+    }
+    for task in hung {
+        assert!(task.await.unwrap().is_none(), "a hung request was answered");
+    }
+    let held_by_the_dead = schema
+        .one("SELECT COALESCE(SUM(amount), 0)::BIGINT FROM {s}.holds WHERE replica = 'r1'")
+        .await;
+    assert!(
+        held_by_the_dead >= 20 * 10_000,
+        "the killed replica held its hung requests' reservations: {held_by_the_dead}"
+    );
+
+    // Restart r1 under its id: its old holds are released at start-up.
+    replicas[1] = serve(&policy, &store, "r1");
+    assert_eq!(schema.one("SELECT COUNT(*) FROM {s}.holds").await, 0);
+    assert_eq!(
+        schema
+            .one("SELECT COALESCE(SUM(held), 0)::BIGINT FROM {s}.spend_by_budget")
+            .await,
+        0
+    );
+
+    let answers = answers.lock().unwrap().clone();
+    let ok: HashMap<String, u64> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::OK)
+        .map(|(_, id, cost)| (id.clone(), *cost))
+        .collect();
+    let rejected = answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(ok.len() > 200, "only {} served", ok.len());
+    assert!(rejected > 400, "the cap refused only {rejected}");
+
+    // Committed spend is within the cap, and every completed response is in the ledger with
+    // the charge its response announced.
+    let committed = schema
+        .one("SELECT COALESCE(SUM(cost), 0)::BIGINT FROM {s}.requests")
+        .await;
+    assert!(
+        committed <= (CAP_USD * 1_000_000) as i64,
+        "committed {committed} over the cap"
+    );
+    let rows = schema
+        .admin
+        .query(
+            &format!(
+                "SELECT request_id, cost FROM {}.requests WHERE status = 'ok'",
+                schema.name
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let ledger: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for (id, cost) in &ok {
+        assert_eq!(ledger.get(id).copied(), Some(*cost as i64), "{id}");
+    }
+    let rollup = schema
+        .one("SELECT spent FROM {s}.spend_by_budget WHERE budget = 'company'")
+        .await;
+    assert_eq!(rollup, committed, "spend_by_budget agrees with the rows");
+
+    // The three replicas answer alike, with nothing held.
+    let mut views = Vec::new();
+    for r in &replicas {
+        views.push(budgets(&r.admin).await);
+    }
+    for v in &views {
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0]["budget"], "company");
+        assert_eq!(v[0]["held_usd"].as_f64(), Some(0.0));
+        assert_eq!(v[0]["spent_usd"], views[0][0]["spent_usd"]);
+        assert_eq!(v[0]["remaining_usd"], views[0][0]["remaining_usd"]);
+    }
+    eprintln!(
+        "served {}, refused {rejected}, committed {committed} µ$ of {CAP_USD} $, the dead replica held {held_by_the_dead} µ$",
+        ok.len()
+    );
+    let spent = views[0][0]["spent_usd"].as_f64().unwrap();
+    assert!(
+        (spent * 1e6 - committed as f64).abs() < 0.5,
+        "{spent} vs {committed}"
+    );
+
+    drop(replicas);
+    schema.drop_schema().await;
+}
