@@ -3,6 +3,8 @@
 # same run, alternating. switchyard is pinned to core 0; the mock and the load generator to core 1.
 #
 #   bench/run.sh [seconds-per-run]        (default 15)
+#   RATE=500 STORE=postgres://postgres@127.0.0.1:5432/test bench/run.sh 10
+#                                          (the shared PostgreSQL store, in a schema of its own)
 #
 # Installs its load generator (oha, from crates.io) when missing. Prints a Markdown table.
 set -euo pipefail
@@ -11,8 +13,14 @@ DUR=${1:-15}
 RATE=${RATE:-1000}
 OUT=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+STORE=${STORE:-}
+SCHEMA=sy_bench_$$
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$STORE" ]; then sleep 0.5; psql "$STORE" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null || true; fi
+}
 trap cleanup EXIT
+if [ -n "$STORE" ]; then psql "$STORE" -qc "CREATE SCHEMA $SCHEMA"; fi
 
 cargo build --release --bin switchyard --example ttfb >&2
 command -v oha >/dev/null || cargo install oha --locked >&2
@@ -27,8 +35,10 @@ start_mock() { # port, per-token-us
   wait_http "http://127.0.0.1:$1/v1/models"
 }
 start_proxy() { # port, upstream port
+  local store=()
+  if [ -n "$STORE" ]; then store=(--store "$STORE?options=-csearch_path%3D$SCHEMA" --replica-id "bench-$1"); fi
   SWITCHYARD_BENCH_UPSTREAM="http://127.0.0.1:$2/v1" SWITCHYARD_LOG=warn \
-    taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$1" --admin-listen 127.0.0.1:0 --data-dir "$OUT/data-$1" &
+    taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$1" --admin-listen 127.0.0.1:0 --data-dir "$OUT/data-$1" "${store[@]}" &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$1/healthz"
 }

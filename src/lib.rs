@@ -93,7 +93,7 @@ pub fn system_clock() -> Clock {
     Arc::new(jiff::Timestamp::now)
 }
 
-/// Build the shared state: the ledger in `data_dir` (SQLite), the system clock.
+/// Build the shared state: the ledger in `data_dir` (SQLite), the system clock. Blocking.
 pub fn state(policy: Policy, limits: Limits, data_dir: &Path) -> Result<AppState, StartError> {
     state_with_clock(policy, limits, data_dir, system_clock())
 }

@@ -42,12 +42,12 @@ struct Schema {
 }
 
 impl Schema {
-    async fn new() -> Schema {
+    async fn new(test: &str) -> Schema {
         let (admin, conn) = tokio_postgres::connect(&pg_base_url(), tokio_postgres::NoTls)
             .await
             .expect("PostgreSQL at SWITCHYARD_TEST_PG_URL (default 127.0.0.1:5432, database test)");
         tokio::spawn(conn);
-        let name = format!("sy_replicas_{}", std::process::id());
+        let name = format!("sy_{test}_{}", std::process::id());
         admin
             .batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
@@ -197,7 +197,7 @@ async fn three_replicas_share_one_cap_and_survive_a_kill_9() {
         }
     })
     .await;
-    let schema = Schema::new().await;
+    let schema = Schema::new("replicas").await;
     let store = schema.url();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
@@ -334,5 +334,102 @@ async fn three_replicas_share_one_cap_and_survive_a_kill_9() {
     );
 
     drop(replicas);
+    schema.drop_schema().await;
+}
+
+/// A TCP forwarder to PostgreSQL that the test can cut, as a network partition would.
+struct Forwarder {
+    port: u16,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Forwarder {
+    async fn start(target: (String, u16)) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let conns = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                conns.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Forwarder { port, tasks }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_refuses_requests_and_fails_readiness() {
+    let up = mock(|_| Reply::Json(StatusCode::OK, completion("ok", 3, 5))).await;
+    let schema = Schema::new("partition").await;
+    let config: tokio_postgres::Config = pg_base_url().parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        other => panic!("a TCP PostgreSQL is needed, not {other:?}"),
+    };
+    let forwarder = Forwarder::start((host, config.get_ports()[0])).await;
+    let password = config
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    let store = format!(
+        "postgres://{}{password}@127.0.0.1:{}/{}?options=-csearch_path%3D{}",
+        config.get_user().unwrap_or("postgres"),
+        forwarder.port,
+        config.get_dbname().unwrap_or("test"),
+        schema.name
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("version: 1\nproviders:\n  p: {{ kind: openai, base_url: \"{}\" }}\nmodels:\n  m: {{ provider: p, model: up, tier: open, price: {{ input: 1, output: 1 }} }}\nroutes:\n  - {{ name: main, use: [m] }}\nbudgets:\n  - {{ name: company, limit_usd: 10 }}\n", up.url()),
+    )
+    .unwrap();
+    let replica = serve(&policy, &store, "partitioned");
+    let (status, _, _) = chat(&replica.proxy, "before").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    forwarder.cut();
+    let req = http::Request::post(format!("{}/v1/chat/completions", replica.proxy))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(request(
+            "after",
+        ))))
+        .unwrap();
+    let rsp = client().request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value =
+        serde_json::from_slice(&rsp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "ledger_unavailable", "{body}");
+    assert!(
+        !body.to_string().contains(&store) && !body.to_string().contains("search_path"),
+        "the store URL leaked: {body}"
+    );
+    assert_eq!(
+        up.requests().len(),
+        1,
+        "nothing was sent upstream unreserved"
+    );
+    let ready = client()
+        .get(format!("{}/readyz", replica.admin).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    drop(replica);
     schema.drop_schema().await;
 }

@@ -134,6 +134,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
                                OUT spent BIGINT[], OUT held BIGINT[])
     LANGUAGE plpgsql AS $$
     BEGIN
+        -- A hold needs no fsync: lost in a PostgreSQL crash, it only stops holding; the spend
+        -- it covers is still charged by sy_settle, whose commit follows the session's setting.
+        PERFORM set_config('synchronous_commit', 'off', true);
         refused := 0;
         PERFORM sy_lock(p_months, p_budgets, p_scopes);
         SELECT r.spent, r.held INTO spent, held FROM sy_read(p_months, p_budgets, p_scopes) r;
@@ -162,6 +165,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DECLARE
         h holds%ROWTYPE;
     BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
         refused := 0;
         SELECT * INTO h FROM holds WHERE id = p_hold FOR UPDATE;
         IF NOT FOUND THEN
