@@ -279,17 +279,21 @@ async fn three_replicas_share_one_cap_and_survive_a_kill_9() {
         .iter()
         .filter(|(s, _, _)| *s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert!(ok.len() > 200, "only {} served", ok.len());
-    assert!(rejected > 400, "the cap refused only {rejected}");
+    assert!(ok.len() > 100, "only {} served", ok.len());
+    assert!(rejected > 0, "the cap was never reached");
 
     // Committed spend is within the cap, and every completed response is in the ledger with
     // the charge its response announced.
     let committed = schema
         .one("SELECT COALESCE(SUM(cost), 0)::BIGINT FROM {s}.requests")
         .await;
+    let cap = (CAP_USD * 1_000_000) as i64;
+    assert!(committed <= cap, "committed {committed} over the cap");
+    // Every request costs exactly what it held ($0.005), so once the cap refused, spend plus
+    // what the dead replica held stayed within one request of the cap.
     assert!(
-        committed <= (CAP_USD * 1_000_000) as i64,
-        "committed {committed} over the cap"
+        committed + held_by_the_dead > cap - 5_000 && committed + held_by_the_dead <= cap,
+        "committed {committed} + held by the dead {held_by_the_dead} vs cap {cap}"
     );
     let rows = schema
         .admin
@@ -344,8 +348,11 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    async fn start(target: (String, u16)) -> Forwarder {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// Forwards `127.0.0.1:port` (0: any free port) to `target`.
+    async fn start(port: u16, target: (String, u16)) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
         let conns = tasks.clone();
@@ -373,14 +380,27 @@ impl Forwarder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_store_refuses_requests_and_fails_readiness() {
-    let up = mock(|_| Reply::Json(StatusCode::OK, completion("ok", 3, 5))).await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let up = mock(move |r| {
+        if r.json()["stream"] == json!(true) {
+            Reply::Sse {
+                events: openai_stream(&["a ", "b ", "c"], Some((3, 3))),
+                gate: Some((1, g.clone())),
+            }
+        } else {
+            Reply::Json(StatusCode::OK, completion("ok", 3, 5))
+        }
+    })
+    .await;
     let schema = Schema::new("partition").await;
     let config: tokio_postgres::Config = pg_base_url().parse().unwrap();
     let host = match &config.get_hosts()[0] {
         tokio_postgres::config::Host::Tcp(h) => h.clone(),
         other => panic!("a TCP PostgreSQL is needed, not {other:?}"),
     };
-    let forwarder = Forwarder::start((host, config.get_ports()[0])).await;
+    let target = (host, config.get_ports()[0]);
+    let forwarder = Forwarder::start(0, target.clone()).await;
     let password = config
         .get_password()
         .map(|p| format!(":{}", String::from_utf8_lossy(p)))
@@ -402,6 +422,17 @@ async fn an_unreachable_store_refuses_requests_and_fails_readiness() {
     let replica = serve(&policy, &store, "partitioned");
     let (status, _, _) = chat(&replica.proxy, "before").await.unwrap();
     assert_eq!(status, StatusCode::OK);
+    // A stream in flight across the partition: reserved before, charged after.
+    let mut streamed: Value = serde_json::from_str(&request("streamed")).unwrap();
+    streamed["stream"] = json!(true);
+    let req = http::Request::post(format!("{}/v1/chat/completions", replica.proxy))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            streamed.to_string(),
+        )))
+        .unwrap();
+    let mut stream = client().request(req).await.unwrap().into_body();
+    stream.frame().await.unwrap().unwrap(); // the first event: the request holds its budget
 
     forwarder.cut();
     let req = http::Request::post(format!("{}/v1/chat/completions", replica.proxy))
@@ -419,9 +450,10 @@ async fn an_unreachable_store_refuses_requests_and_fails_readiness() {
         !body.to_string().contains(&store) && !body.to_string().contains("search_path"),
         "the store URL leaked: {body}"
     );
-    assert_eq!(
-        up.requests().len(),
-        1,
+    assert!(
+        !up.requests()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("after")),
         "nothing was sent upstream unreserved"
     );
     let ready = client()
@@ -429,6 +461,37 @@ async fn an_unreachable_store_refuses_requests_and_fails_readiness() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // The stream ends while PostgreSQL is unreachable: its charge cannot be written yet...
+    gate.notify_one();
+    while let Some(frame) = stream.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+    // ...and lands, with its hold released, once PostgreSQL is reachable again.
+    let _back = Forwarder::start(forwarder.port, target).await;
+    let landed = async {
+        loop {
+            let rows = schema.one("SELECT COUNT(*) FROM {s}.requests").await;
+            let holds = schema.one("SELECT COUNT(*) FROM {s}.holds").await;
+            if rows == 2 && holds == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), landed)
+        .await
+        .expect("the stream's charge was written after the partition");
+    assert_eq!(
+        schema
+            .one("SELECT SUM(cost)::BIGINT FROM {s}.requests")
+            .await,
+        schema
+            .one("SELECT spent FROM {s}.spend_by_budget WHERE budget = 'company'")
+            .await
+    );
 
     drop(replica);
     schema.drop_schema().await;

@@ -44,6 +44,8 @@ const MAX_BATCH: usize = 512;
 const ATTEMPTS: u32 = 4;
 /// Connections in the pool.
 const POOL_SIZE: usize = 16;
+/// How often rows that could not be written are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// The id of an outstanding reservation in `holds`.
 pub type HoldId = i64;
@@ -80,6 +82,8 @@ enum Msg {
         done: Done,
     },
     Flush(Done),
+    /// Nothing new: try the rows that failed before again.
+    Retry,
 }
 
 /// The answer of `sy_reserve` / `sy_resize`.
@@ -574,7 +578,7 @@ async fn load(pool: &Pool, since: MonthId) -> Result<Vec<SpendRow>, Error> {
     let rows = client
         .query(
             "SELECT month, budget, scope_id, spent, overshoot, held FROM spend_by_budget
-             WHERE month >= $1",
+             WHERE month >= $1 AND (spent > 0 OR held > 0 OR requests > 0)",
             &[&since.to_string()],
         )
         .await?;
@@ -631,10 +635,29 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), Error> {
     Ok(())
 }
 
+/// A row waiting to be written: (row, charges, hold).
+type Pending = (Row, Vec<Charge>, Option<HoldId>);
+
 /// The writer task: group-commits whatever is queued, then completes the waiters. Ends when
 /// the store is dropped, after writing what was already queued.
+///
+/// A batch that cannot be written (PostgreSQL unreachable) fails its waiters (their responses
+/// report the failure) but its rows are kept and written with the next batch, retried every
+/// `RETRY_EVERY`: the spend and the release of each hold still land once PostgreSQL is back.
 async fn run_writer(pool: Pool, replica: Arc<str>, mut queue: mpsc::UnboundedReceiver<Msg>) {
-    while let Some(first) = queue.recv().await {
+    let mut pending: Vec<Pending> = Vec::new();
+    loop {
+        let first = if pending.is_empty() {
+            queue.recv().await
+        } else {
+            match tokio::time::timeout(RETRY_EVERY, queue.recv()).await {
+                Ok(msg) => msg,
+                Err(_elapsed) => Some(Msg::Retry),
+            }
+        };
+        let Some(first) = first else {
+            break;
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -642,34 +665,49 @@ async fn run_writer(pool: Pool, replica: Arc<str>, mut queue: mpsc::UnboundedRec
                 Err(_) => break,
             }
         }
-        let result = retrying(|| write_batch(&pool, &replica, &batch)).await;
-        if let Err(err) = &result {
-            tracing::error!(error = %err, rows = batch.len(), "ledger rows not written");
-        }
-        let shared = result.map_err(Arc::new);
+        let mut rows: Vec<Pending> = std::mem::take(&mut pending);
+        let mut waiters: Vec<Done> = Vec::with_capacity(batch.len());
         for msg in batch {
-            let done = match msg {
-                Msg::Write { done, .. } | Msg::Flush(done) => done,
-            };
-            let _ = done.send(
-                shared
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| Error::Store(e.to_string())),
-            );
+            match msg {
+                Msg::Write {
+                    row,
+                    charges,
+                    hold,
+                    done,
+                } => {
+                    rows.push((row, charges, hold));
+                    waiters.push(done);
+                }
+                Msg::Flush(done) => waiters.push(done),
+                Msg::Retry => {}
+            }
         }
+        let result = retrying(|| write_batch(&pool, &replica, &rows)).await;
+        let answer = match &result {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                tracing::error!(error = %err, rows = rows.len(), "ledger rows not written yet; will retry");
+                pending = rows;
+                Err(err.to_string())
+            }
+        };
+        for done in waiters {
+            // The waiter may have stopped waiting; that is allowed.
+            let _ = done.send(answer.clone().map_err(Error::Store));
+        }
+    }
+    if !pending.is_empty() {
+        tracing::error!(
+            rows = pending.len(),
+            "ledger rows never written: PostgreSQL unreachable at shutdown"
+        );
     }
 }
 
-async fn write_batch(pool: &Pool, replica: &str, batch: &[Msg]) -> Result<(), Error> {
-    let writes: Vec<(&Row, &[Charge], Option<HoldId>)> = batch
+async fn write_batch(pool: &Pool, replica: &str, rows: &[Pending]) -> Result<(), Error> {
+    let writes: Vec<(&Row, &[Charge], Option<HoldId>)> = rows
         .iter()
-        .filter_map(|m| match m {
-            Msg::Write {
-                row, charges, hold, ..
-            } => Some((row, charges.as_slice(), *hold)),
-            Msg::Flush(_) => None,
-        })
+        .map(|(row, charges, hold)| (row, charges.as_slice(), *hold))
         .collect();
     if writes.is_empty() {
         return Ok(());
