@@ -4,7 +4,8 @@
 #
 #   bench/run.sh [seconds-per-run]        (default 15)
 #   RATE=500 STORE=postgres://postgres@127.0.0.1:5432/test bench/run.sh 10
-#                                          (the shared PostgreSQL store, in a schema of its own)
+#                                          (the shared PostgreSQL store, in a schema of its own;
+#                                           PG_SYNC=off adds synchronous_commit=off to the session)
 #
 # Installs its load generator (oha, from crates.io) when missing. Prints a Markdown table.
 set -euo pipefail
@@ -36,7 +37,11 @@ start_mock() { # port, per-token-us
 }
 start_proxy() { # port, upstream port
   local store=()
-  if [ -n "$STORE" ]; then store=(--store "$STORE?options=-csearch_path%3D$SCHEMA" --replica-id "bench-$1"); fi
+  if [ -n "$STORE" ]; then
+    local opts="-csearch_path%3D$SCHEMA"
+    if [ -n "${PG_SYNC:-}" ]; then opts="$opts%20-csynchronous_commit%3D$PG_SYNC"; fi
+    store=(--store "$STORE?options=$opts" --replica-id "bench-$1")
+  fi
   SWITCHYARD_BENCH_UPSTREAM="http://127.0.0.1:$2/v1" SWITCHYARD_LOG=warn \
     taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$1" --admin-listen 127.0.0.1:0 --data-dir "$OUT/data-$1" "${store[@]}" &
   PIDS+=($!)
