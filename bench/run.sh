@@ -80,16 +80,18 @@ done
 T1=$(cpu_ticks "$PROXY_PID")
 echo "saturation" >&2
 load direct-sat "http://127.0.0.1:$MOCK/v1/chat/completions" -c 64
+S0=$(cpu_ticks "$PROXY_PID")
 load proxy-sat "http://127.0.0.1:$PROXY/v1/chat/completions" -c 64
+S1=$(cpu_ticks "$PROXY_PID")
 echo "streaming time to first byte" >&2
 target/release/examples/ttfb "http://127.0.0.1:$SMOCK/v1/chat/completions" 300 > "$OUT/ttfb-direct.json"
 target/release/examples/ttfb "http://127.0.0.1:$SPROXY/v1/chat/completions" 300 > "$OUT/ttfb-proxy.json"
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 TICKS=$(getconf CLK_TCK)
 
-python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" <<'PY'
+python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" <<'PY'
 import json, sys
-out, rss_kb, ticks, hz, rate, dur = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+out, rss_kb, ticks, hz, rate, dur, sat_ticks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 def r(name): return json.load(open(f"{out}/{name}.json"))
 def pct(d, p): return d["latencyPercentiles"][p] * 1e6
 rows = []
@@ -108,6 +110,12 @@ print(f"| saturation (64 connections) | req/s | p50 | p99 | success |")
 print("|---|---|---|---|---|")
 for name, d in (("direct", ds), ("through switchyard", ps)):
     print(f"| {name} | {d['summary']['requestsPerSec']:.0f} | {pct(d,'p50'):.0f} µs | {pct(d,'p99'):.0f} µs | {d['summary']['successRate']*100:.1f}% |")
+# The load generator and the mock share the other core, so saturation may be theirs, not
+# switchyard's: its own CPU per request at saturation gives what one core of it can serve.
+sat_reqs = ps["summary"]["requestsPerSec"] * dur
+sat_busy = sat_ticks / hz / dur
+print()
+print(f"switchyard at saturation: {sat_busy*100:.0f}% of its core busy, {sat_ticks/hz/sat_reqs*1e6:.1f} µs CPU per request, so one core serves about {sat_reqs/(sat_ticks/hz):.0f} req/s")
 td, tp = json.load(open(f"{out}/ttfb-direct.json")), json.load(open(f"{out}/ttfb-proxy.json"))
 print()
 print("| streaming (300 sequential streams, a chunk every ~1 ms) | TTFB p50 | TTFB p99 | inter-chunk gap p50 | gap p99 |")

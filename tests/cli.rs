@@ -186,3 +186,35 @@ async fn the_demo_runs_offline_over_all_eleven_tasks_and_saves_money() {
     assert!(summary.cost < summary.baseline_cost, "{summary:?}");
     assert!(summary.routes.len() >= 3, "{summary:?}");
 }
+
+#[test]
+fn an_unreachable_store_says_where_and_why_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "version: 1\nproviders:\n  p: { kind: openai, base_url: \"http://127.0.0.1:1/v1\" }\nmodels:\n  m: { provider: p, model: up, tier: open, price: { input: 1, output: 1 } }\nroutes:\n  - { name: main, use: [m] }\n").unwrap();
+    // Port 1: nothing listens there, so the connection is refused at once.
+    let url = "postgres://switchyard:hunter2-secret@127.0.0.1:1/ledger";
+    let (code, _, stderr) = run(
+        &[
+            "serve",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        "",
+        &[("SWITCHYARD_STORE_URL", url), ("SWITCHYARD_LOG", "trace")],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1/ledger") && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    let (code, _, stderr) = run(&["report", "--store", "mysql://x:hunter2@h/db"], "", &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("expected postgres://"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}

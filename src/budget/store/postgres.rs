@@ -138,7 +138,8 @@ impl PgStore {
         let config: tokio_postgres::Config = options
             .url
             .parse()
-            .map_err(|e: tokio_postgres::Error| Error::StoreUrl(e.to_string()))?;
+            .map_err(|e: tokio_postgres::Error| Error::StoreUrl(chain(&e)))?;
+        let place = describe(&config);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -152,10 +153,13 @@ impl PgStore {
             .wait_timeout(Some(Duration::from_secs(10)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
-            .map_err(|e| Error::Pool(e.to_string()))?;
+            .map_err(|e| Error::Pool(chain(&e)))?;
         let replica: Arc<str> = Arc::from(options.replica.as_str());
         {
-            let mut client = get(&pool).await?;
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|e| Error::Pool(format!("{place}: {}", chain(&e))))?;
             migrate(&mut client).await?;
             heartbeat(&client, &replica).await?;
             let released: i64 = client
@@ -483,7 +487,40 @@ impl PgStore {
 }
 
 async fn get(pool: &Pool) -> Result<deadpool_postgres::Object, Error> {
-    pool.get().await.map_err(|e| Error::Pool(e.to_string()))
+    pool.get().await.map_err(|e| Error::Pool(chain(&e)))
+}
+
+/// An error and its causes on one line ("db error: database \"x\" does not exist"). Neither
+/// tokio-postgres nor deadpool puts the URL or a password in their messages.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Where a store URL points, without user or password: `host:port/database`.
+fn describe(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        config
+            .get_dbname()
+            .unwrap_or_else(|| config.get_user().unwrap_or("?"))
+    )
 }
 
 fn ttl_ms(ttl: Duration) -> i64 {
