@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-15}
 RATE=${RATE:-1000}
+RATE2=${RATE2:-5000} # one more round at this rate (0: none)
 OUT=$(mktemp -d)
 PIDS=()
 STORE=${STORE:-}
@@ -78,6 +79,11 @@ for round in 1 2; do
   load "proxy-$round" "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE" --latency-correction
 done
 T1=$(cpu_ticks "$PROXY_PID")
+if [ "$RATE2" -gt 0 ]; then
+  echo "one round: ${RATE2} req/s" >&2
+  load direct-r2 "http://127.0.0.1:$MOCK/v1/chat/completions" -q "$RATE2" --latency-correction
+  load proxy-r2 "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE2" --latency-correction
+fi
 echo "saturation" >&2
 load direct-sat "http://127.0.0.1:$MOCK/v1/chat/completions" -c 64
 S0=$(cpu_ticks "$PROXY_PID")
@@ -89,9 +95,9 @@ target/release/examples/ttfb "http://127.0.0.1:$SPROXY/v1/chat/completions" 300 
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 TICKS=$(getconf CLK_TCK)
 
-python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" <<'PY'
-import json, sys
-out, rss_kb, ticks, hz, rate, dur, sat_ticks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" "$RATE2" <<'PY'
+import json, os, sys
+out, rss_kb, ticks, hz, rate, dur, sat_ticks, rate2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 def r(name): return json.load(open(f"{out}/{name}.json"))
 def pct(d, p): return d["latencyPercentiles"][p] * 1e6
 rows = []
@@ -104,6 +110,12 @@ for i, row in enumerate(rows, 1):
     print(f"| round {i}: direct | {row[3]:.0f} µs | | {row[5]:.0f} µs |")
     print(f"| round {i}: through switchyard | {row[4]:.0f} µs | | {row[6]:.0f} µs |")
     print(f"| round {i}: **added** | **{row[0]:.0f} µs** | {row[1]:.0f} µs | **{row[2]:.0f} µs** |")
+if rate2 > 0:
+    d, p = r("direct-r2"), r("proxy-r2")
+    print(f"| {rate2} req/s: direct | {pct(d,'p50'):.0f} µs | | {pct(d,'p99'):.0f} µs |")
+    print(f"| {rate2} req/s: through switchyard | {pct(p,'p50'):.0f} µs | | {pct(p,'p99'):.0f} µs |")
+    print(f"| {rate2} req/s: **added** | **{pct(p,'p50')-pct(d,'p50'):.0f} µs** | {pct(p,'p90')-pct(d,'p90'):.0f} µs | **{pct(p,'p99')-pct(d,'p99'):.0f} µs** |")
+    print(f"| {rate2} req/s: success through switchyard | {p['summary']['successRate']*100:.1f}% | | |")
 ds, ps = r("direct-sat"), r("proxy-sat")
 print()
 print(f"| saturation (64 connections) | req/s | p50 | p99 | success |")
