@@ -23,8 +23,14 @@ pub struct TrainConfig {
     pub epochs: u32,
     /// Epochs of the difficulty stage.
     pub difficulty_epochs: u32,
-    /// AdaGrad base learning rate.
+    /// AdaGrad base learning rate of the difficulty stage.
     pub learning_rate: f32,
+    /// AdaGrad base learning rate of the task stage (lower than the difficulty stage's: the
+    /// small hand-written classes swing less from epoch to epoch).
+    pub task_learning_rate: f32,
+    /// Independent runs of the task stage (each from zero, on its own shuffles); the task
+    /// weights kept are the average over all runs' second-half snapshots.
+    pub task_runs: u32,
     /// L2 on dense / hashed weights of the task model.
     pub l2_task_dense: f32,
     pub l2_task_hashed: f32,
@@ -51,6 +57,8 @@ impl Default for TrainConfig {
             epochs: 32,
             difficulty_epochs: 24,
             learning_rate: 0.2,
+            task_learning_rate: 0.1,
+            task_runs: 5,
             l2_task_dense: 1e-5,
             l2_task_hashed: 1e-5,
             l2_difficulty_dense: 1e-5,
@@ -280,32 +288,42 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
 
     // Stage 1: task model, columns 0..11. The weights kept are the average of the snapshots
     // taken after each epoch of the second half (iterate averaging): with many epochs the last
-    // examples of the final shuffle otherwise swing the small classes noticeably.
+    // examples of the final shuffle otherwise swing the small classes noticeably. The stage is
+    // run `task_runs` times from zero on different shuffles and all those snapshots averaged:
+    // one run's small classes still depend on its shuffle order (held-back validation macro-F1
+    // 0.854-0.870 over five seeds with one run, 0.870-0.877 with five).
     let mut avg = Averager::new(model.rows.len(), cfg.epochs);
-    for epoch in 0..cfg.epochs {
-        if epoch > 0 {
-            avg.snapshot(epoch, &model.rows, &[]);
+    for run in 0..cfg.task_runs.max(1) {
+        if run > 0 {
+            avg.snapshot(cfg.epochs, &model.rows, &[]);
+            model.rows.fill(0.0);
+            g2.fill(0.0);
         }
-        rng.shuffle(&mut order);
-        for r in order.iter().filter_map(|i| rows.get(*i)) {
-            let Some(t) = r.task else { continue };
-            let logits = dot_cols(&model.rows, &r.x);
-            let p = softmax(&logits);
-            let mut grads = [0.0f32; N_OUT];
-            for (c, (g, pc)) in grads.iter_mut().zip(p).enumerate() {
-                let y = if c == t { 1.0 } else { 0.0 };
-                *g = r.task_weight * (pc - y);
+        for epoch in 0..cfg.epochs {
+            if epoch > 0 {
+                avg.snapshot(epoch, &model.rows, &[]);
             }
-            step(
-                &mut model.rows,
-                &mut g2,
-                &r.x,
-                &grads,
-                0..11,
-                cfg.learning_rate,
-                cfg.l2_task_dense,
-                cfg.l2_task_hashed,
-            );
+            rng.shuffle(&mut order);
+            for r in order.iter().filter_map(|i| rows.get(*i)) {
+                let Some(t) = r.task else { continue };
+                let logits = dot_cols(&model.rows, &r.x);
+                let p = softmax(&logits);
+                let mut grads = [0.0f32; N_OUT];
+                for (c, (g, pc)) in grads.iter_mut().zip(p).enumerate() {
+                    let y = if c == t { 1.0 } else { 0.0 };
+                    *g = r.task_weight * (pc - y);
+                }
+                step(
+                    &mut model.rows,
+                    &mut g2,
+                    &r.x,
+                    &grads,
+                    0..11,
+                    cfg.task_learning_rate,
+                    cfg.l2_task_dense,
+                    cfg.l2_task_hashed,
+                );
+            }
         }
     }
 
