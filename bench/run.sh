@@ -79,11 +79,14 @@ for round in 1 2; do
   load "proxy-$round" "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE" --latency-correction
 done
 T1=$(cpu_ticks "$PROXY_PID")
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status"; }
+RSS_RATE_KB=$(hwm)
 if [ "$RATE2" -gt 0 ]; then
   echo "one round: ${RATE2} req/s" >&2
   load direct-r2 "http://127.0.0.1:$MOCK/v1/chat/completions" -q "$RATE2" --latency-correction
   load proxy-r2 "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE2" --latency-correction
 fi
+RSS_RATE2_KB=$(hwm)
 echo "saturation" >&2
 load direct-sat "http://127.0.0.1:$MOCK/v1/chat/completions" -c 64
 S0=$(cpu_ticks "$PROXY_PID")
@@ -95,9 +98,10 @@ target/release/examples/ttfb "http://127.0.0.1:$SPROXY/v1/chat/completions" 300 
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 TICKS=$(getconf CLK_TCK)
 
-python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" "$RATE2" <<'PY'
+python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" "$RATE2" "$RSS_RATE_KB" "$RSS_RATE2_KB" <<'PY'
 import json, os, sys
 out, rss_kb, ticks, hz, rate, dur, sat_ticks, rate2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+rss_rate_kb, rss_rate2_kb = int(sys.argv[9]), int(sys.argv[10])
 def r(name): return json.load(open(f"{out}/{name}.json"))
 def pct(d, p): return d["latencyPercentiles"][p] * 1e6
 rows = []
@@ -137,5 +141,5 @@ for name, t in (("direct", td), ("through switchyard", tp)):
 print(f"| **added** | **{tp['ttfb_us']['p50']-td['ttfb_us']['p50']} µs** | **{tp['ttfb_us']['p99']-td['ttfb_us']['p99']} µs** | | |")
 reqs = sum(r(f"proxy-{n}")["summary"]["requestsPerSec"] * dur for n in (1, 2))
 print()
-print(f"switchyard peak RSS (VmHWM) after all runs: {rss_kb/1024:.1f} MiB; CPU: {ticks/hz/reqs*1000:.3f} s per 1,000 requests at {rate} req/s")
+print(f"switchyard peak RSS (VmHWM): {rss_rate_kb/1024:.1f} MiB after the {rate} req/s rounds, {rss_rate2_kb/1024:.1f} MiB after {rate2} req/s, {rss_kb/1024:.1f} MiB after saturation and streaming; CPU: {ticks/hz/reqs*1000:.3f} s per 1,000 requests at {rate} req/s")
 PY

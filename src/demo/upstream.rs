@@ -203,9 +203,11 @@ async fn completion(chat: ChatRequest, profile: Profile) -> Response<Body> {
         chat.model
     };
     let usage = serde_json::json!({"prompt_tokens": input_tokens, "completion_tokens": n, "total_tokens": input_tokens + u64::from(n)});
-    tokio::time::sleep(profile.time_to_first_token).await;
+    // Never sleep for zero: tokio rounds a timer up to its next 1 ms tick, which would give an
+    // "instant" mock a millisecond or two of latency and jitter (and blur every benchmark).
+    pause(profile.time_to_first_token).await;
     if !chat.stream {
-        tokio::time::sleep(profile.per_token * n).await;
+        pause(profile.per_token * n).await;
         return json(serde_json::json!({
             "id": id, "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text.join(" ")}, "finish_reason": finish}],
@@ -272,4 +274,11 @@ fn embeddings(body: &[u8]) -> Response<Body> {
         "model": "sim-embed",
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }))
+}
+
+/// `tokio::time::sleep`, except that zero returns at once.
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
 }
