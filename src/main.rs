@@ -187,6 +187,10 @@ struct StoreArgs {
     /// Reservations of a replica not heard from for this long are released by the others.
     #[arg(long, env = "SWITCHYARD_REPLICA_TTL_SECS", default_value_t = 30)]
     replica_ttl_secs: u64,
+    /// With `?sslmode=require` in the store URL: PEM certificates to trust besides the public
+    /// web roots (a private CA, or a managed database's CA bundle).
+    #[arg(long, env = "SWITCHYARD_STORE_CA_FILE")]
+    store_ca_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -206,6 +210,7 @@ impl StoreArgs {
             &self.data_dir,
             &replica,
             Duration::from_secs(self.replica_ttl_secs.max(1)),
+            self.store_ca_file.as_deref(),
         )
         .await
         .context("cannot open the ledger")

@@ -496,3 +496,109 @@ async fn an_unreachable_store_refuses_requests_and_fails_readiness() {
     drop(replica);
     schema.drop_schema().await;
 }
+
+/// A PostgreSQL front that answers the client's SSLRequest, speaks TLS with a certificate from
+/// a CA made for the test, and forwards the decrypted stream to the real server. Returns its
+/// port, the CA's PEM and a count of completed TLS handshakes.
+async fn tls_front(target: (String, u16)) -> (u16, String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "switchyard test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf.subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let (acceptor, target, done) = (acceptor.clone(), target.clone(), done.clone());
+            tokio::spawn(async move {
+                // SSLRequest: length 8, code 80877103.
+                let mut request = [0u8; 8];
+                inbound.read_exact(&mut request).await.ok()?;
+                assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47], "not an SSLRequest");
+                inbound.write_all(b"S").await.ok()?;
+                let mut tls = acceptor.accept(inbound).await.ok()?;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut outbound = tokio::net::TcpStream::connect(target).await.ok()?;
+                tokio::io::copy_bidirectional(&mut tls, &mut outbound)
+                    .await
+                    .ok()
+            });
+        }
+    });
+    (port, ca_cert.pem(), handshakes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_speaks_tls_and_verifies_the_server() {
+    let schema = Schema::new("tls").await;
+    let config: tokio_postgres::Config = pg_base_url().parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        other => panic!("a TCP PostgreSQL is needed, not {other:?}"),
+    };
+    let (port, ca_pem, handshakes) = tls_front((host, config.get_ports()[0])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let store = format!(
+        "postgres://{}@127.0.0.1:{port}/{}?sslmode=require&options=-csearch_path%3D{}",
+        config.get_user().unwrap_or("postgres"),
+        config.get_dbname().unwrap_or("test"),
+        schema.name
+    );
+    let report = move |ca: Option<&std::path::Path>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["report", "--store", &store, "--format", "json"]);
+        if let Some(ca) = ca {
+            cmd.env("SWITCHYARD_STORE_CA_FILE", ca);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The test CA is trusted: TLS, then the report of an empty ledger.
+    let report = Arc::new(report);
+    let (ok, stderr) = tokio::task::spawn_blocking({
+        let (ca_file, report) = (ca_file.clone(), report.clone());
+        move || report(Some(&ca_file))
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    assert!(handshakes.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    // Without it the server's certificate is refused, and nothing falls back to plain text.
+    let before = handshakes.load(std::sync::atomic::Ordering::SeqCst);
+    let (ok, stderr) = tokio::task::spawn_blocking(move || report(None))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(
+        stderr.contains("certificate") || stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    assert_eq!(handshakes.load(std::sync::atomic::Ordering::SeqCst), before);
+    schema.drop_schema().await;
+}

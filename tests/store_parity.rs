@@ -146,7 +146,9 @@ async fn sqlite_and_postgresql_answer_alike() {
     let ttl = Duration::from_secs(60);
     let mut ledgers = Vec::new();
     for store_url in [None, Some(url.as_str())] {
-        let store = Store::open(store_url, &data, "parity", ttl).await.unwrap();
+        let store = Store::open(store_url, &data, "parity", ttl, None)
+            .await
+            .unwrap();
         let ledger = Ledger::open(store, policy.budgets.clone(), start).unwrap();
         traffic(&ledger).await;
         ledgers.push(ledger);

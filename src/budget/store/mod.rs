@@ -220,12 +220,15 @@ impl Store {
 
     /// Opens the store `url` names: `postgres://…` or `postgresql://…` for the shared
     /// PostgreSQL store (as `replica`, releasing dead replicas' holds after `ttl`); anything else
-    /// (or nothing) is the SQLite store in `data_dir`. Must run inside a tokio runtime.
+    /// (or nothing) is the SQLite store in `data_dir`. With `?sslmode=require` the connection
+    /// is TLS (rustls), verified against the web roots plus `ca_file`. Must run inside a tokio
+    /// runtime.
     pub async fn open(
         url: Option<&str>,
         data_dir: &std::path::Path,
         replica: &str,
         ttl: std::time::Duration,
+        ca_file: Option<&std::path::Path>,
     ) -> Result<Store, Error> {
         match url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -235,6 +238,7 @@ impl Store {
                     url: url.to_owned(),
                     replica: replica.to_owned(),
                     ttl,
+                    ca_file: ca_file.map(std::path::Path::to_path_buf),
                 };
                 Ok(Store::Postgres(
                     PgStore::connect(options, utc.previous().unwrap_or(utc)).await?,

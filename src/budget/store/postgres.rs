@@ -59,6 +59,9 @@ pub struct PgOptions {
     pub replica: String,
     /// Holds of replicas not heard from for this long are released.
     pub ttl: Duration,
+    /// With `sslmode=require`: PEM certificates trusted besides the public web roots (a private
+    /// CA, or a managed database's bundle).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for PgOptions {
@@ -140,13 +143,20 @@ impl PgStore {
             .parse()
             .map_err(|e: tokio_postgres::Error| Error::StoreUrl(chain(&e)))?;
         let place = describe(&config);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            let tls = tls_config(options.ca_file.as_deref())?;
+            Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+                manager_config,
+            )
+        } else {
+            // `disable`, or `prefer` (the default): plain TCP, as libpq without TLS would.
+            Manager::from_config(config, NoTls, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -504,6 +514,38 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// rustls (ring), verifying the server against the public web roots plus `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::StoreUrl(format!("cannot read the CA file {shown}: {e}")))?;
+        let mut added = 0;
+        for cert in certs {
+            let cert = cert.map_err(|e| Error::StoreUrl(format!("CA file {shown}: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::StoreUrl(format!("CA file {shown}: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::StoreUrl(format!(
+                "CA file {shown}: no certificate in it"
+            )));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::StoreUrl(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Where a store URL points, without user or password: `host:port/database`.

@@ -154,6 +154,7 @@ impl PgSchema {
             url: self.url(),
             replica: replica.to_owned(),
             ttl,
+            ca_file: None,
         };
         let since = crate::budget::MonthId::new(2000, 1).unwrap();
         Store::Postgres(block_on(PgStore::connect(options, since)).unwrap())

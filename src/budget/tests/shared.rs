@@ -167,6 +167,7 @@ fn replicas_starting_together_migrate_once() {
                     url,
                     replica: format!("r{i}"),
                     ttl: Duration::from_secs(60),
+                    ca_file: None,
                 };
                 block_on(PgStore::connect(
                     options,
