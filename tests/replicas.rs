@@ -30,55 +30,6 @@ const CAP_USD: u64 = 2;
 /// replica dies.
 const HANG: &str = "hang here";
 
-fn pg_base_url() -> String {
-    std::env::var("SWITCHYARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A schema of its own, dropped at the end.
-struct Schema {
-    name: String,
-    admin: tokio_postgres::Client,
-}
-
-impl Schema {
-    async fn new(test: &str) -> Schema {
-        let (admin, conn) = tokio_postgres::connect(&pg_base_url(), tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL at SWITCHYARD_TEST_PG_URL (default 127.0.0.1:5432, database test)");
-        tokio::spawn(conn);
-        let name = format!("sy_{test}_{}", std::process::id());
-        admin
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .await
-            .unwrap();
-        Schema { name, admin }
-    }
-
-    fn url(&self) -> String {
-        let base = pg_base_url();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}options=-csearch_path%3D{}", self.name)
-    }
-
-    async fn one(&self, sql: &str) -> i64 {
-        self.admin
-            .query_one(&sql.replace("{s}", &self.name), &[])
-            .await
-            .unwrap()
-            .get(0)
-    }
-
-    async fn drop_schema(self) {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .unwrap();
-    }
-}
-
 struct Replica {
     child: Child,
     proxy: String,
@@ -394,24 +345,9 @@ async fn an_unreachable_store_refuses_requests_and_fails_readiness() {
     })
     .await;
     let schema = Schema::new("partition").await;
-    let config: tokio_postgres::Config = pg_base_url().parse().unwrap();
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        other => panic!("a TCP PostgreSQL is needed, not {other:?}"),
-    };
-    let target = (host, config.get_ports()[0]);
+    let target = schema.server();
     let forwarder = Forwarder::start(0, target.clone()).await;
-    let password = config
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    let store = format!(
-        "postgres://{}{password}@127.0.0.1:{}/{}?options=-csearch_path%3D{}",
-        config.get_user().unwrap_or("postgres"),
-        forwarder.port,
-        config.get_dbname().unwrap_or("test"),
-        schema.name
-    );
+    let store = schema.url_via(forwarder.port, "");
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
     std::fs::write(
@@ -552,21 +488,11 @@ async fn tls_front(target: (String, u16)) -> (u16, String, Arc<std::sync::atomic
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_require_speaks_tls_and_verifies_the_server() {
     let schema = Schema::new("tls").await;
-    let config: tokio_postgres::Config = pg_base_url().parse().unwrap();
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        other => panic!("a TCP PostgreSQL is needed, not {other:?}"),
-    };
-    let (port, ca_pem, handshakes) = tls_front((host, config.get_ports()[0])).await;
+    let (port, ca_pem, handshakes) = tls_front(schema.server()).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca_pem).unwrap();
-    let store = format!(
-        "postgres://{}@127.0.0.1:{port}/{}?sslmode=require&options=-csearch_path%3D{}",
-        config.get_user().unwrap_or("postgres"),
-        config.get_dbname().unwrap_or("test"),
-        schema.name
-    );
+    let store = schema.url_via(port, "sslmode=require&");
     let report = move |ca: Option<&std::path::Path>| {
         let mut cmd = Command::new(BIN);
         cmd.args(["report", "--store", &store, "--format", "json"]);

@@ -10,6 +10,8 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,11 +34,6 @@ budgets:
   - { name: per-team, scope: team, limit_usd: 20 }
   - { name: per-key, scope: key, limit_usd: 8 }
 ";
-
-fn pg_base_url() -> String {
-    std::env::var("SWITCHYARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
 
 /// The same requests, through `ledger`: reserved, then committed, released or dropped; plus
 /// refusals recorded without a reservation. Times span October and November 2026.
@@ -124,23 +121,8 @@ async fn sqlite_and_postgresql_answer_alike() {
     let policy = switchyard::Policy::load(&policy_path).unwrap();
     let data = dir.path().join("data");
 
-    let (admin, conn) = tokio_postgres::connect(&pg_base_url(), tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL at SWITCHYARD_TEST_PG_URL (default 127.0.0.1:5432, database test)");
-    tokio::spawn(conn);
-    let schema = format!("sy_parity_{}", std::process::id());
-    admin
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .await
-        .unwrap();
-    let sep = if pg_base_url().contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let url = format!("{}{sep}options=-csearch_path%3D{schema}", pg_base_url());
+    let schema = support::Schema::new("parity").await;
+    let url = schema.url();
 
     let start: jiff::Timestamp = "2026-10-20T00:00:00Z".parse().unwrap();
     let ttl = Duration::from_secs(60);
@@ -209,8 +191,5 @@ async fn sqlite_and_postgresql_answer_alike() {
         );
     }
 
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    schema.drop_schema().await;
 }

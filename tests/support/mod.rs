@@ -508,3 +508,80 @@ pub fn dollars(usd: f64) -> String {
         format!("${usd:.4}")
     }
 }
+
+/// `SWITCHYARD_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test` (trust auth).
+pub fn pg_base_url() -> String {
+    std::env::var("SWITCHYARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A PostgreSQL schema of a test's own, dropped at the end (`drop_schema`).
+pub struct Schema {
+    pub name: String,
+    pub admin: tokio_postgres::Client,
+}
+
+impl Schema {
+    pub async fn new(test: &str) -> Schema {
+        let (admin, conn) = tokio_postgres::connect(&pg_base_url(), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL at SWITCHYARD_TEST_PG_URL (default 127.0.0.1:5432, database test)");
+        tokio::spawn(conn);
+        let name = format!("sy_{test}_{}", std::process::id());
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .unwrap();
+        Schema { name, admin }
+    }
+
+    /// The store URL selecting this schema.
+    pub fn url(&self) -> String {
+        let base = pg_base_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}options=-csearch_path%3D{}", self.name)
+    }
+
+    /// The real server's TCP address, for a test that puts something in front of it.
+    pub fn server(&self) -> (String, u16) {
+        let config: tokio_postgres::Config = pg_base_url().parse().unwrap();
+        match (config.get_hosts().first(), config.get_ports().first()) {
+            (Some(tokio_postgres::config::Host::Tcp(h)), Some(port)) => (h.clone(), *port),
+            other => panic!("a TCP PostgreSQL is needed, not {other:?}"),
+        }
+    }
+
+    /// A store URL for this schema reaching PostgreSQL through `127.0.0.1:port`, with `extra`
+    /// query parameters (`sslmode=require&`…).
+    pub fn url_via(&self, port: u16, extra: &str) -> String {
+        let config: tokio_postgres::Config = pg_base_url().parse().unwrap();
+        let password = config
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        format!(
+            "postgres://{}{password}@127.0.0.1:{port}/{}?{extra}options=-csearch_path%3D{}",
+            config.get_user().unwrap_or("postgres"),
+            config.get_dbname().unwrap_or("test"),
+            self.name
+        )
+    }
+
+    /// The first column of the one row `sql` returns; `{s}` stands for the schema.
+    pub async fn one(&self, sql: &str) -> i64 {
+        self.admin
+            .query_one(&sql.replace("{s}", &self.name), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn drop_schema(self) {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .unwrap();
+    }
+}
