@@ -131,6 +131,8 @@ async fn kill_9_mid_load_loses_no_completed_spend_and_restart_resumes_totals() {
     }
     let completed: HashMap<String, u64> = completed.lock().unwrap().iter().cloned().collect();
 
+    // Restart: rows that were only in the journal at the kill are committed before it serves.
+    let (mut child, base) = serve(&policy, &data);
     let db = rusqlite::Connection::open(data.join("ledger.sqlite3")).unwrap();
     let rows: HashMap<String, u64> = db
         .prepare("SELECT request_id, cost FROM requests WHERE status = 'ok'")
@@ -157,8 +159,7 @@ async fn kill_9_mid_load_loses_no_completed_spend_and_restart_resumes_totals() {
     assert_eq!(rebuilt, committed, "the budget rollup agrees with the rows");
     drop(db);
 
-    // Restart: the month's spend is back, so the remaining budget continues from it.
-    let (mut child, base) = serve(&policy, &data);
+    // The month's spend is back, so the remaining budget continues from it.
     let rsp = post(&format!("{base}/v1/chat/completions"), request(), &[]).await;
     assert_eq!(rsp.status, StatusCode::OK);
     let remaining = (rsp

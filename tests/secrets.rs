@@ -115,17 +115,21 @@ async fn no_secret_reaches_logs_or_responses_even_on_failures() {
             }
         }
     }
-    // The ledger keeps no prompt text and no key.
-    let db = std::fs::read(p.data_dir.path().join("ledger.sqlite3")).unwrap();
-    let wal = std::fs::read(p.data_dir.path().join("ledger.sqlite3-wal")).unwrap_or_default();
-    for secret in [
-        PROVIDER_KEY.as_bytes(),
-        CLIENT_KEY.as_bytes(),
-        b"PROMPT-SECRET-TEXT",
-    ] {
-        assert!(
-            !db.windows(secret.len()).any(|w| w == secret)
-                && !wal.windows(secret.len()).any(|w| w == secret)
-        );
+    // The ledger (database, WAL and journal) keeps no prompt text and no key.
+    let read = |name: &str| std::fs::read(p.data_dir.path().join(name)).unwrap_or_default();
+    let db = read("ledger.sqlite3");
+    let journal = read("ledger.journal");
+    assert!(
+        journal.windows(10).any(|w| w == b"request_id"),
+        "the journal holds the rows"
+    );
+    for file in [db, read("ledger.sqlite3-wal"), journal] {
+        for secret in [
+            PROVIDER_KEY.as_bytes(),
+            CLIENT_KEY.as_bytes(),
+            b"PROMPT-SECRET-TEXT",
+        ] {
+            assert!(!file.windows(secret.len()).any(|w| w == secret));
+        }
     }
 }

@@ -79,6 +79,8 @@ pub enum Error {
     Write(#[source] Arc<rusqlite::Error>),
     #[error("the ledger writer thread has stopped")]
     WriterGone,
+    #[error("ledger journal error")]
+    Journal(#[source] std::io::Error),
     #[error("ledger schema version {found} is newer than this build knows ({known})")]
     SchemaTooNew { found: u64, known: u64 },
     #[error("cannot start the ledger writer thread")]

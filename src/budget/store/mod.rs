@@ -9,6 +9,7 @@
 //! Invariant: a row and every rollup it moves are written in one transaction, and a `Durable`
 //! resolves `Ok` only after that transaction committed.
 
+pub(crate) mod journal;
 mod pg_schema;
 mod postgres;
 mod schema;
@@ -186,19 +187,42 @@ pub struct RecentRow {
 #[must_use = "await it before finishing the response so a crash cannot lose the spend"]
 #[derive(Debug)]
 pub struct Durable {
-    rx: oneshot::Receiver<Result<(), Error>>,
+    state: DurableState,
+}
+
+#[derive(Debug)]
+enum DurableState {
+    /// Already durable (the SQLite journal took the row), or already failed; taken once.
+    Done(Option<Result<(), Error>>),
+    /// Waiting for a writer to commit.
+    Waiting(oneshot::Receiver<Result<(), Error>>),
 }
 
 impl Durable {
     pub(crate) fn channel() -> (oneshot::Sender<Result<(), Error>>, Durable) {
         let (tx, rx) = oneshot::channel();
-        (tx, Durable { rx })
+        (
+            tx,
+            Durable {
+                state: DurableState::Waiting(rx),
+            },
+        )
+    }
+
+    /// A `Durable` that is complete from the start.
+    pub(crate) fn done(result: Result<(), Error>) -> Durable {
+        Durable {
+            state: DurableState::Done(Some(result)),
+        }
     }
 
     /// Waits on the calling OS thread. For threads outside the async runtime only (tests,
     /// benchmarks, shutdown); tokio panics if this is called from inside an async task.
     pub fn wait_blocking(self) -> Result<(), Error> {
-        self.rx.blocking_recv().unwrap_or(Err(Error::WriterGone))
+        match self.state {
+            DurableState::Done(result) => result.unwrap_or(Err(Error::WriterGone)),
+            DurableState::Waiting(rx) => rx.blocking_recv().unwrap_or(Err(Error::WriterGone)),
+        }
     }
 }
 
@@ -206,9 +230,14 @@ impl Future for Durable {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|done| done.unwrap_or(Err(Error::WriterGone)))
+        match &mut self.state {
+            DurableState::Done(result) => {
+                Poll::Ready(result.take().unwrap_or(Err(Error::WriterGone)))
+            }
+            DurableState::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|done| done.unwrap_or(Err(Error::WriterGone))),
+        }
     }
 }
 

@@ -86,4 +86,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE requests ADD COLUMN reason TEXT NOT NULL DEFAULT '';
     ",
+    // 5: the highest journal sequence number whose row is in `requests` (see `journal.rs`),
+    // moved in the same transaction as the rows.
+    "
+    CREATE TABLE journal_state (seq INTEGER NOT NULL);
+    INSERT INTO journal_state (seq) VALUES (0);
+    ",
 ];

@@ -1,14 +1,19 @@
 //! The embedded SQLite store: one file, `ledger.sqlite3`, in the data directory.
 //!
-//! Writes go through ONE dedicated OS thread that owns the writing `Connection`, fed by a
-//! channel: it takes everything queued (up to `MAX_BATCH`), writes it in one transaction (group
-//! commit), and only then completes each row's `Durable`. Async workers never touch SQLite for a
-//! write; they only send on the channel. Reads for reports use a second, read-only connection.
+//! A row is first appended to the journal (`journal.rs`, one `write(2)`), which makes it
+//! durable against the process being killed; its `Durable` is then already complete. Writes to
+//! SQLite go through ONE dedicated OS thread that owns the writing `Connection`, fed by a
+//! channel: it takes everything queued (up to `MAX_BATCH`) and writes it in one transaction
+//! (group commit), with the journal sequence it reached. Async workers never touch SQLite for a
+//! write. Reads for reports use a second, read-only connection, after waiting for the writer to
+//! catch up with the journal, so a reader sees every row written before it asked.
 //!
-//! Durability: WAL with `synchronous=NORMAL`: a committed transaction survives the process being
-//! killed (kill -9); the last transactions may be lost on power failure.
+//! Durability: the journal and the WAL (`synchronous=NORMAL`) both live in the page cache first:
+//! a row survives the process being killed (kill -9); the last rows may be lost on power failure.
+//! If the journal cannot be written, the row falls back to waiting for its SQLite commit.
 //!
-//! Invariant: a `Durable` resolves `Ok` only after the transaction holding its row committed.
+//! Invariant: a `Durable` resolves `Ok` only once its row is in the journal or in a committed
+//! transaction; SQLite holds a prefix of the journal (a refused row is retried, never skipped).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::Served;
+use super::journal::{self, Journal};
 use super::schema::MIGRATIONS;
 use super::{
     Charge, DayRow, Dimension, Durable, GridCell, MonthRow, RecentRow, SpendRow, encode_charges,
@@ -36,6 +42,14 @@ pub const FILE_NAME: &str = "ledger.sqlite3";
 /// Rows per group-commit transaction at most.
 const MAX_BATCH: usize = 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reader waits for the writer to catch up with the journal before reading anyway.
+const READ_WAIT: Duration = Duration::from_secs(1);
+/// How soon the writer tries again after SQLite refused a journaled row.
+const RETRY_EVERY: Duration = if cfg!(test) {
+    Duration::from_millis(20)
+} else {
+    Duration::from_secs(1)
+};
 
 type Done = oneshot::Sender<Result<(), Error>>;
 
@@ -43,6 +57,13 @@ type Done = oneshot::Sender<Result<(), Error>>;
 // save space only on the rare `Flush`.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
+    /// A row already durable in the journal.
+    Journaled {
+        seq: u64,
+        row: Row,
+        charges: Vec<Charge>,
+    },
+    /// A row the journal could not take: its waiter waits for the commit.
     Write {
         row: Row,
         charges: Vec<Charge>,
@@ -58,6 +79,7 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Msg>,
     /// Read-only connection for reports; the mutex serialises its (blocking) use.
     reader: Mutex<Connection>,
+    journal: Arc<Journal>,
     /// Dropping it stops the checkpoint thread.
     _stop_checkpoints: mpsc::Sender<()>,
 }
@@ -94,6 +116,7 @@ impl SqliteStore {
         // After the WAL restarts, truncate a file grown past this by a burst.
         conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
         migrate(&mut conn)?;
+        let journal = Arc::new(replay_journal(&mut conn, dir)?);
 
         let reader = Connection::open_with_flags(
             &path,
@@ -110,14 +133,16 @@ impl SqliteStore {
             .map_err(Error::Spawn)?;
 
         let (writer, queue) = mpsc::channel();
+        let committer = Arc::clone(&journal);
         thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run_writer(conn, queue))
+            .spawn(move || run_writer(conn, queue, &committer))
             .map_err(Error::Spawn)?;
         Ok(SqliteStore {
             path,
             writer,
             reader: Mutex::new(reader),
+            journal,
             _stop_checkpoints: stop_checkpoints,
         })
     }
@@ -126,7 +151,32 @@ impl SqliteStore {
         &self.path
     }
 
+    /// How many times SQLite refused a row already in the journal (each is retried).
+    pub fn journal_refusals(&self) -> u64 {
+        self.journal.refusals()
+    }
+
     pub(crate) fn write(&self, row: Row, charges: Vec<Charge>) -> Durable {
+        let appended = self.journal.append(row, charges, |seq, row, charges| {
+            self.writer
+                .send(Msg::Journaled { seq, row, charges })
+                .is_ok()
+        });
+        let (row, charges) = match appended {
+            Ok(sent) => {
+                if !sent {
+                    tracing::error!(
+                        "ledger writer thread has stopped; a row stays in the journal until the next start"
+                    );
+                }
+                return Durable::done(Ok(()));
+            }
+            Err(failed) => {
+                let (err, row, charges) = *failed;
+                tracing::warn!(error = %err, "ledger journal append failed; waiting for SQLite instead");
+                (row, charges)
+            }
+        };
         let (done, durable) = Durable::channel();
         // A failed send means the writer thread is gone; `done` is dropped with the message,
         // so the `Durable` resolves to `Error::WriterGone`.
@@ -146,6 +196,7 @@ impl SqliteStore {
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        self.journal.wait_committed(READ_WAIT);
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(f(&conn)?)
     }
@@ -420,25 +471,73 @@ fn run_checkpoints(conn: &Connection, stop: &mpsc::Receiver<()>) {
 /// How often the WAL is checkpointed into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// The writer thread: group-commits whatever is queued, then completes the waiters. Ends when
-/// every sender is gone (the store was dropped), after writing what was already queued.
-fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>) {
+/// Commits the journal lines SQLite does not hold yet (left by a process that was killed), in
+/// one transaction, then starts an empty journal.
+fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Journal, Error> {
+    let mut committed: u64 = conn.query_row("SELECT seq FROM journal_state", [], |r| r.get(0))?;
+    let entries = journal::recover(dir, committed).map_err(Error::Journal)?;
+    if let Some(last) = entries.last().map(|e| e.seq) {
+        let tx = conn.transaction()?;
+        for e in &entries {
+            insert(&tx, &e.row, &e.charges)?;
+        }
+        set_journal_seq(&tx, last)?;
+        tx.commit()?;
+        tracing::info!(
+            rows = entries.len(),
+            "ledger rows recovered from the journal"
+        );
+        committed = last;
+    }
+    Journal::create(dir, committed).map_err(Error::Journal)
+}
+
+fn set_journal_seq(tx: &Transaction<'_>, seq: u64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE journal_state SET seq = ?1")?
+        .execute([seq])
+        .map(drop)
+}
+
+/// The writer thread: group-commits whatever is queued, then completes the waiters. Rows
+/// SQLite refuses stay queued, with everything after them, and are tried again every
+/// `RETRY_EVERY`. Ends when every sender is gone (the store was dropped), after one last try at
+/// what is queued (anything left is still in the journal).
+fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>, journal: &Journal) {
     let mut last_checkpoint = std::time::Instant::now();
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
+    let mut batch: Vec<Msg> = Vec::new();
+    let mut retry_at: Option<std::time::Instant> = None;
+    loop {
+        let open = match retry_at {
+            None => queue.recv().map(|msg| batch.push(msg)).is_ok(),
+            // Refused rows are waiting: gather new work until the retry is due.
+            Some(at) => loop {
+                let left = at.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break true;
+                }
+                match queue.recv_timeout(left) {
+                    Ok(msg) => batch.push(msg),
+                    Err(mpsc::RecvTimeoutError::Timeout) => break true,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break false,
+                }
+            },
+        };
+        if !open && batch.is_empty() {
+            return;
+        }
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
                 Ok(msg) => batch.push(msg),
                 Err(_) => break,
             }
         }
-        let results = write_batch(&mut conn, &batch);
-        for (msg, result) in batch.into_iter().zip(results) {
-            let done = match msg {
-                Msg::Write { done, .. } | Msg::Flush(done) => done,
-            };
-            // The waiter may have stopped waiting (dropped its `Durable`); that is allowed.
-            let _ = done.send(result);
+        retry_at = if write_batch(&mut conn, &mut batch, journal) {
+            None
+        } else {
+            Some(std::time::Instant::now() + RETRY_EVERY)
+        };
+        if !open {
+            return;
         }
         // The checkpoint thread copies WAL frames while commits go on, so under steady load it
         // never catches up with the last frame, and SQLite restarts the WAL only once every
@@ -462,39 +561,90 @@ const WRITER_CHECKPOINT_EVERY: std::time::Duration = if cfg!(test) {
     std::time::Duration::from_secs(1)
 };
 
-/// One result per message, in order. Tries the whole batch in one transaction; if that fails,
-/// writes each row in its own transaction so one bad row cannot sink its neighbours.
-fn write_batch(conn: &mut Connection, batch: &[Msg]) -> Vec<Result<(), Error>> {
+/// Writes `batch` in order and removes what it settled: committed rows and flushes (their
+/// waiters answered), and rows that failed without a journal line (their waiters get the
+/// error). Tries the whole batch in one transaction; if that fails, row by row, so one bad row
+/// cannot sink its neighbours. A journaled row that fails stays, with everything after it.
+/// True when nothing is left.
+fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, journal: &Journal) -> bool {
     let all = conn.transaction().and_then(|tx| {
-        for msg in batch {
-            if let Msg::Write { row, charges, .. } = msg {
-                insert(&tx, row, charges)?;
+        let mut last = None;
+        for msg in batch.iter() {
+            match msg {
+                Msg::Journaled { seq, row, charges } => {
+                    insert(&tx, row, charges)?;
+                    last = Some(*seq);
+                }
+                Msg::Write { row, charges, .. } => insert(&tx, row, charges)?,
+                Msg::Flush(_) => {}
             }
         }
-        tx.commit()
+        if let Some(seq) = last {
+            set_journal_seq(&tx, seq)?;
+        }
+        tx.commit().map(|()| last)
     });
     match all {
-        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Ok(last) => {
+            if let Some(seq) = last {
+                journal.committed_to(seq);
+            }
+            for msg in batch.drain(..) {
+                match msg {
+                    // The waiter may have stopped waiting (dropped its `Durable`); allowed.
+                    Msg::Write { done, .. } | Msg::Flush(done) => drop(done.send(Ok(()))),
+                    Msg::Journaled { .. } => {}
+                }
+            }
+            true
+        }
         Err(e) => {
             tracing::warn!(error = %e, rows = batch.len(), "ledger batch failed; retrying row by row");
-            batch
-                .iter()
-                .map(|msg| match msg {
-                    Msg::Write { row, charges, .. } => conn
-                        .transaction()
-                        .and_then(|tx| {
-                            insert(&tx, row, charges)?;
-                            tx.commit()
-                        })
-                        .map_err(|e| {
+            let mut held = Vec::new();
+            for msg in batch.drain(..) {
+                if !held.is_empty() {
+                    held.push(msg);
+                    continue;
+                }
+                match msg {
+                    Msg::Flush(done) => drop(done.send(Ok(()))),
+                    Msg::Write { row, charges, done } => {
+                        let result = write_one(conn, &row, &charges, None).map_err(|e| {
                             tracing::error!(error = %e, request_id = %row.request_id, "ledger row not written");
                             Error::Write(Arc::new(e))
-                        }),
-                    Msg::Flush(_) => Ok(()),
-                })
-                .collect()
+                        });
+                        drop(done.send(result));
+                    }
+                    Msg::Journaled { seq, row, charges } => {
+                        match write_one(conn, &row, &charges, Some(seq)) {
+                            Ok(()) => journal.committed_to(seq),
+                            Err(e) => {
+                                tracing::error!(error = %e, request_id = %row.request_id, "ledger row not written yet; it is in the journal and will be retried");
+                                journal.refused();
+                                held.push(Msg::Journaled { seq, row, charges });
+                            }
+                        }
+                    }
+                }
+            }
+            *batch = held;
+            batch.is_empty()
         }
     }
+}
+
+fn write_one(
+    conn: &mut Connection,
+    row: &Row,
+    charges: &[Charge],
+    seq: Option<u64>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    insert(&tx, row, charges)?;
+    if let Some(seq) = seq {
+        set_journal_seq(&tx, seq)?;
+    }
+    tx.commit()
 }
 
 fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Result<()> {

@@ -7,6 +7,7 @@
 //! (trust auth); each test makes its own schema and drops it.
 
 mod concurrency;
+mod journal;
 mod ledger;
 mod model;
 mod shared;
