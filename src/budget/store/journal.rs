@@ -24,7 +24,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -216,6 +216,9 @@ pub(crate) struct Journal {
     caught_up: Condvar,
     /// How many times SQLite refused a journaled row (each is retried).
     refusals: AtomicU64,
+    /// A file is due to be rotated or removed: only then does `committed_to` take the
+    /// appender's lock, so the writer does not contend with requests on every commit.
+    housekeeping: AtomicBool,
 }
 
 struct Appender {
@@ -256,6 +259,7 @@ impl Journal {
             committed: Mutex::new(committed),
             caught_up: Condvar::new(),
             refusals: AtomicU64::new(0),
+            housekeeping: AtomicBool::new(false),
         })
     }
 
@@ -289,6 +293,9 @@ impl Journal {
         }
         a.len += a.buf.len() as u64;
         a.next_seq += 1;
+        if a.len >= ROTATE_AT {
+            self.housekeeping.store(true, Ordering::Relaxed);
+        }
         Ok(then(seq, row, charges))
     }
 
@@ -327,6 +334,9 @@ impl Journal {
             *committed = (*committed).max(seq);
         }
         self.caught_up.notify_all();
+        if !self.housekeeping.load(Ordering::Relaxed) {
+            return;
+        }
         let mut a = self.appender();
         if a.retired.is_some_and(|last| last <= seq) {
             match remove_if_present(&self.dir.join(OLD_FILE_NAME)) {
@@ -340,6 +350,9 @@ impl Journal {
         {
             tracing::warn!(error = %err, "cannot start a new ledger journal file; will retry");
         }
+        // Under the lock, so an append that crosses `ROTATE_AT` now cannot be missed.
+        self.housekeeping
+            .store(a.len >= ROTATE_AT || a.retired.is_some(), Ordering::Relaxed);
     }
 
     fn rotate(&self, a: &mut Appender) -> io::Result<()> {

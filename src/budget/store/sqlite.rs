@@ -44,6 +44,8 @@ const MAX_BATCH: usize = 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reader waits for the writer to catch up with the journal before reading anyway.
 const READ_WAIT: Duration = Duration::from_secs(1);
+/// How long the writer gathers journaled rows before committing them (see `run_writer`).
+const LINGER: Duration = Duration::from_millis(2);
 /// How soon the writer tries again after SQLite refused a journaled row.
 const RETRY_EVERY: Duration = if cfg!(test) {
     Duration::from_millis(20)
@@ -77,6 +79,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// To the writer thread. `mpsc::Sender` is `Sync`; sending never blocks.
     writer: mpsc::Sender<Msg>,
+    /// The writer thread, to unpark when a waiter is queued (see `run_writer`).
+    writer_thread: thread::Thread,
     /// Read-only connection for reports; the mutex serialises its (blocking) use.
     reader: Mutex<Connection>,
     journal: Arc<Journal>,
@@ -134,13 +138,16 @@ impl SqliteStore {
 
         let (writer, queue) = mpsc::channel();
         let committer = Arc::clone(&journal);
-        thread::Builder::new()
+        let writer_thread = thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || run_writer(conn, queue, &committer))
-            .map_err(Error::Spawn)?;
+            .map_err(Error::Spawn)?
+            .thread()
+            .clone();
         Ok(SqliteStore {
             path,
             writer,
+            writer_thread,
             reader: Mutex::new(reader),
             journal,
             _stop_checkpoints: stop_checkpoints,
@@ -183,6 +190,7 @@ impl SqliteStore {
         if self.writer.send(Msg::Write { row, charges, done }).is_err() {
             tracing::error!("ledger writer thread has stopped; a row was not written");
         }
+        self.writer_thread.unpark();
         durable
     }
 
@@ -192,10 +200,13 @@ impl SqliteStore {
         if self.writer.send(Msg::Flush(done)).is_err() {
             tracing::error!("ledger writer thread has stopped; flush cannot complete");
         }
+        self.writer_thread.unpark();
         durable
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        // A lingering writer is woken so that the reader does not wait out its linger.
+        self.writer_thread.unpark();
         self.journal.wait_committed(READ_WAIT);
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(f(&conn)?)
@@ -524,6 +535,16 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>, journal: &Journa
         };
         if !open && batch.is_empty() {
             return;
+        }
+        // Nobody waits on a journaled row, so gather rows for a moment: one wake-up and one
+        // transaction per `LINGER` under load instead of one per request (sending to a
+        // receiver that is not blocked in `recv` wakes nobody). A waiter (flush, or a row the
+        // journal could not take) unparks the thread, so it is served at once.
+        if retry_at.is_none()
+            && batch.len() == 1
+            && matches!(batch.first(), Some(Msg::Journaled { .. }))
+        {
+            thread::park_timeout(LINGER);
         }
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
