@@ -18,6 +18,9 @@
 //!   (both under one mutex);
 //! - SQLite holds a prefix of the journal: rows commit in sequence order, and a row SQLite
 //!   refuses holds back the rows after it (retried) rather than being skipped;
+//! - one process owns the journal (an exclusive lock on `ledger.journal.lock`): only it replays,
+//!   truncates and appends. Another process on the same directory (`report` beside a running
+//!   `serve`) writes straight to SQLite instead;
 //! - a line counts only when complete (it ends in `\n`); a torn last line is a write that never
 //!   returned, so no response waited on it. A failed append is cut off again before the next.
 
@@ -40,6 +43,8 @@ use crate::budget::window::MonthId;
 pub const FILE_NAME: &str = "ledger.journal";
 /// The previous journal file while SQLite has not yet committed all of it.
 pub const OLD_FILE_NAME: &str = "ledger.journal.old";
+/// Held (`flock`) by the one process that owns the journal; see `lock`.
+pub const LOCK_FILE_NAME: &str = "ledger.journal.lock";
 /// Size past which the writer starts a new file (small in unit tests, so rotation is exercised).
 const ROTATE_AT: u64 = if cfg!(test) { 16 << 10 } else { 4 << 20 };
 
@@ -207,6 +212,20 @@ pub(crate) fn recover(dir: &Path, committed: u64) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Takes the journal's lock for this process; `None` when another process holds it.
+pub(crate) fn lock(dir: &Path) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE_NAME))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(err)) => Err(err),
+    }
+}
+
 /// The open journal, shared by the request path (appends) and the writer thread (commits).
 pub(crate) struct Journal {
     dir: PathBuf,
@@ -219,6 +238,8 @@ pub(crate) struct Journal {
     /// A file is due to be rotated or removed: only then does `committed_to` take the
     /// appender's lock, so the writer does not contend with requests on every commit.
     housekeeping: AtomicBool,
+    /// The lock `lock` took; released when the journal is dropped.
+    _lock: File,
 }
 
 struct Appender {
@@ -237,7 +258,7 @@ impl Journal {
     /// Starts an empty journal in `dir` whose first row gets `committed + 1`. Every earlier
     /// journal file is removed: call it only once SQLite holds all of them (after `recover`ed
     /// entries were committed).
-    pub(crate) fn create(dir: &Path, committed: u64) -> io::Result<Journal> {
+    pub(crate) fn create(dir: &Path, committed: u64, lock: File) -> io::Result<Journal> {
         remove_if_present(&dir.join(OLD_FILE_NAME))?;
         let path = dir.join(FILE_NAME);
         let file = OpenOptions::new()
@@ -260,6 +281,7 @@ impl Journal {
             caught_up: Condvar::new(),
             refusals: AtomicU64::new(0),
             housekeeping: AtomicBool::new(false),
+            _lock: lock,
         })
     }
 
@@ -403,6 +425,23 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn owned(dir: &Path) -> File {
+        lock(dir).unwrap().expect("no other owner")
+    }
+
+    #[test]
+    fn one_owner_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock(dir.path()).unwrap();
+        assert!(first.is_some());
+        assert!(lock(dir.path()).unwrap().is_none(), "held");
+        drop(first);
+        assert!(
+            lock(dir.path()).unwrap().is_some(),
+            "released with its owner"
+        );
+    }
+
     pub(crate) fn full_row(n: u64) -> (Row, Vec<Charge>) {
         let row = Row {
             time: Timestamp::from_microsecond(1_780_000_000_000_000 + n as i64).unwrap(),
@@ -466,7 +505,7 @@ mod tests {
     #[test]
     fn recover_skips_committed_lines_and_a_torn_end() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::create(dir.path(), 0).unwrap();
+        let journal = Journal::create(dir.path(), 0, owned(dir.path())).unwrap();
         for n in 1..=5 {
             let (row, charges) = full_row(n);
             assert_eq!(journal.append(row, charges, |seq, _, _| seq).unwrap(), n);
@@ -497,7 +536,7 @@ mod tests {
     #[test]
     fn files_rotate_and_the_old_one_goes_once_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::create(dir.path(), 0).unwrap();
+        let journal = Journal::create(dir.path(), 0, owned(dir.path())).unwrap();
         let old = dir.path().join(OLD_FILE_NAME);
         let mut n = 0;
         while journal.appender().len < ROTATE_AT {
@@ -524,7 +563,8 @@ mod tests {
         assert!(!old.exists(), "fully committed, so removed");
         assert_eq!(recover(dir.path(), n).unwrap().len(), 1);
         // A new journal starts empty, past what is committed.
-        let journal = Journal::create(dir.path(), n + 1).unwrap();
+        drop(journal);
+        let journal = Journal::create(dir.path(), n + 1, owned(dir.path())).unwrap();
         assert_eq!(journal.appended(), n + 1);
         assert!(recover(dir.path(), 0).unwrap().is_empty());
     }
@@ -532,7 +572,7 @@ mod tests {
     #[test]
     fn readers_wait_for_the_writer_to_catch_up() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Journal::create(dir.path(), 0).unwrap());
+        let journal = Arc::new(Journal::create(dir.path(), 0, owned(dir.path())).unwrap());
         let (row, charges) = full_row(1);
         journal
             .append(row.clone(), charges.clone(), |_, _, _| ())

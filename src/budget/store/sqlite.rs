@@ -16,6 +16,7 @@
 //! transaction; SQLite holds a prefix of the journal (a refused row is retried, never skipped).
 
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -83,9 +84,26 @@ pub struct SqliteStore {
     writer_thread: thread::Thread,
     /// Read-only connection for reports; the mutex serialises its (blocking) use.
     reader: Mutex<Connection>,
-    journal: Arc<Journal>,
+    /// `None` when another process owns the directory's journal: rows then wait for SQLite.
+    journal: Option<Arc<Journal>>,
+    /// Joined on drop, so that the journal's lock is free once the store is gone.
+    writer_handle: Option<thread::JoinHandle<()>>,
     /// Dropping it stops the checkpoint thread.
     _stop_checkpoints: mpsc::Sender<()>,
+}
+
+impl Drop for SqliteStore {
+    /// Closes the writer's channel and waits for it to write what is queued and stop, so that
+    /// the journal's lock is free once the store is gone (a reopen in this process owns it).
+    fn drop(&mut self) {
+        drop(std::mem::replace(&mut self.writer, mpsc::channel().0));
+        self.writer_thread.unpark();
+        if let Some(handle) = self.writer_handle.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the ledger writer thread panicked");
+        }
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -120,7 +138,16 @@ impl SqliteStore {
         // After the WAL restarts, truncate a file grown past this by a burst.
         conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
         migrate(&mut conn)?;
-        let journal = Arc::new(replay_journal(&mut conn, dir)?);
+        let journal = match journal::lock(dir).map_err(Error::Journal)? {
+            Some(lock) => Some(Arc::new(replay_journal(&mut conn, dir, lock)?)),
+            None => {
+                tracing::info!(
+                    dir = %dir.display(),
+                    "another process owns this ledger's journal; rows go straight to SQLite"
+                );
+                None
+            }
+        };
 
         let reader = Connection::open_with_flags(
             &path,
@@ -137,17 +164,16 @@ impl SqliteStore {
             .map_err(Error::Spawn)?;
 
         let (writer, queue) = mpsc::channel();
-        let committer = Arc::clone(&journal);
-        let writer_thread = thread::Builder::new()
+        let committer = journal.clone();
+        let writer_handle = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run_writer(conn, queue, &committer))
-            .map_err(Error::Spawn)?
-            .thread()
-            .clone();
+            .spawn(move || run_writer(conn, queue, committer.as_deref()))
+            .map_err(Error::Spawn)?;
         Ok(SqliteStore {
             path,
             writer,
-            writer_thread,
+            writer_thread: writer_handle.thread().clone(),
+            writer_handle: Some(writer_handle),
             reader: Mutex::new(reader),
             journal,
             _stop_checkpoints: stop_checkpoints,
@@ -160,11 +186,14 @@ impl SqliteStore {
 
     /// How many times SQLite refused a row already in the journal (each is retried).
     pub fn journal_refusals(&self) -> u64 {
-        self.journal.refusals()
+        self.journal.as_ref().map_or(0, |j| j.refusals())
     }
 
     pub(crate) fn write(&self, row: Row, charges: Vec<Charge>) -> Durable {
-        let appended = self.journal.append(row, charges, |seq, row, charges| {
+        let Some(journal) = &self.journal else {
+            return self.write_waiting(row, charges);
+        };
+        let appended = journal.append(row, charges, |seq, row, charges| {
             self.writer
                 .send(Msg::Journaled { seq, row, charges })
                 .is_ok()
@@ -184,6 +213,11 @@ impl SqliteStore {
                 (row, charges)
             }
         };
+        self.write_waiting(row, charges)
+    }
+
+    /// Without the journal: the `Durable` resolves when the row's transaction committed.
+    fn write_waiting(&self, row: Row, charges: Vec<Charge>) -> Durable {
         let (done, durable) = Durable::channel();
         // A failed send means the writer thread is gone; `done` is dropped with the message,
         // so the `Durable` resolves to `Error::WriterGone`.
@@ -206,8 +240,10 @@ impl SqliteStore {
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
         // A lingering writer is woken so that the reader does not wait out its linger.
-        self.writer_thread.unpark();
-        self.journal.wait_committed(READ_WAIT);
+        if let Some(journal) = &self.journal {
+            self.writer_thread.unpark();
+            journal.wait_committed(READ_WAIT);
+        }
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(f(&conn)?)
     }
@@ -484,7 +520,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 /// Commits the journal lines SQLite does not hold yet (left by a process that was killed), in
 /// one transaction, then starts an empty journal.
-fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Journal, Error> {
+fn replay_journal(conn: &mut Connection, dir: &Path, lock: File) -> Result<Journal, Error> {
     let mut committed: u64 = conn.query_row("SELECT seq FROM journal_state", [], |r| r.get(0))?;
     let entries = journal::recover(dir, committed).map_err(Error::Journal)?;
     if let Some(last) = entries.last().map(|e| e.seq) {
@@ -500,7 +536,7 @@ fn replay_journal(conn: &mut Connection, dir: &Path) -> Result<Journal, Error> {
         );
         committed = last;
     }
-    Journal::create(dir, committed).map_err(Error::Journal)
+    Journal::create(dir, committed, lock).map_err(Error::Journal)
 }
 
 fn set_journal_seq(tx: &Transaction<'_>, seq: u64) -> rusqlite::Result<()> {
@@ -513,7 +549,7 @@ fn set_journal_seq(tx: &Transaction<'_>, seq: u64) -> rusqlite::Result<()> {
 /// SQLite refuses stay queued, with everything after them, and are tried again every
 /// `RETRY_EVERY`. Ends when every sender is gone (the store was dropped), after one last try at
 /// what is queued (anything left is still in the journal).
-fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>, journal: &Journal) {
+fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>, journal: Option<&Journal>) {
     let mut last_checkpoint = std::time::Instant::now();
     let mut batch: Vec<Msg> = Vec::new();
     let mut retry_at: Option<std::time::Instant> = None;
@@ -587,7 +623,7 @@ const WRITER_CHECKPOINT_EVERY: std::time::Duration = if cfg!(test) {
 /// error). Tries the whole batch in one transaction; if that fails, row by row, so one bad row
 /// cannot sink its neighbours. A journaled row that fails stays, with everything after it.
 /// True when nothing is left.
-fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, journal: &Journal) -> bool {
+fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, journal: Option<&Journal>) -> bool {
     let all = conn.transaction().and_then(|tx| {
         let mut last = None;
         for msg in batch.iter() {
@@ -607,7 +643,7 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, journal: &Journal) -
     });
     match all {
         Ok(last) => {
-            if let Some(seq) = last {
+            if let (Some(seq), Some(journal)) = (last, journal) {
                 journal.committed_to(seq);
             }
             for msg in batch.drain(..) {
@@ -638,10 +674,16 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, journal: &Journal) -
                     }
                     Msg::Journaled { seq, row, charges } => {
                         match write_one(conn, &row, &charges, Some(seq)) {
-                            Ok(()) => journal.committed_to(seq),
+                            Ok(()) => {
+                                if let Some(journal) = journal {
+                                    journal.committed_to(seq);
+                                }
+                            }
                             Err(e) => {
                                 tracing::error!(error = %e, request_id = %row.request_id, "ledger row not written yet; it is in the journal and will be retried");
-                                journal.refused();
+                                if let Some(journal) = journal {
+                                    journal.refused();
+                                }
                                 held.push(Msg::Journaled { seq, row, charges });
                             }
                         }

@@ -66,7 +66,8 @@ fn rows_left_in_the_journal_are_committed_once_at_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     // A process that appended three rows and was killed before its writer committed them.
     drop(SqliteStore::open(dir.path()).unwrap());
-    let journal = Journal::create(dir.path(), 0).unwrap();
+    let lock = journal::lock(dir.path()).unwrap().unwrap();
+    let journal = Journal::create(dir.path(), 0, lock).unwrap();
     let month = MonthId::parse("2026-11").unwrap();
     for (n, cost) in [(1, 100), (2, 20), (3, 3)] {
         let mut r = row(&format!("r{n}"), "ok", ts(NOW));
@@ -130,4 +131,39 @@ fn a_row_sqlite_refuses_stays_queued_and_lands_later() {
     block_on(ledger.flush()).unwrap();
     assert_eq!(ledger.store().request_count().unwrap(), 3);
     assert_eq!(ledger.store().sum_cost().unwrap(), MicroUsd(6));
+}
+
+#[test]
+fn a_second_store_on_the_same_directory_leaves_the_owners_journal_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path(), cap(), ts(NOW));
+    let t = tenant("k", None);
+    // The owner has a row SQLite refused: it is only in the owner's journal.
+    let other = rusqlite::Connection::open(dir.path().join("ledger.sqlite3")).unwrap();
+    other
+        .execute_batch("ALTER TABLE daily_class RENAME TO daily_class_away")
+        .unwrap();
+    let r = ledger.reserve_now(&t, MicroUsd(10), ts(NOW)).unwrap();
+    block_on(r.commit(MicroUsd(7), row("r1", "ok", ts(NOW)))).unwrap();
+    let start = std::time::Instant::now();
+    while sqlite(&ledger).journal_refusals() == 0 {
+        assert!(start.elapsed().as_secs() < 30, "the writer never tried");
+        std::thread::yield_now();
+    }
+
+    // `report` beside a running `serve`: it must neither replay the owner's rows (they would
+    // count twice) nor start a new journal over the owner's.
+    let second = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(second.request_count().unwrap(), 0);
+    assert_eq!(journal::recover(dir.path(), 0).unwrap().len(), 1);
+
+    other
+        .execute_batch("ALTER TABLE daily_class_away RENAME TO daily_class")
+        .unwrap();
+    block_on(ledger.flush()).unwrap();
+    assert_eq!(second.request_count().unwrap(), 1, "once");
+    assert_eq!(second.sum_cost().unwrap(), MicroUsd(7));
+    // A row the second store writes goes straight to SQLite.
+    block_on(second.write(row("r2", "ok", ts(NOW)), Vec::new())).unwrap();
+    assert_eq!(ledger.store().request_count().unwrap(), 2);
 }
