@@ -183,7 +183,12 @@ pub(crate) fn is_task_feature(i: usize) -> bool {
 }
 /// Difficulty-only features: task probability, and task probability times a few structures.
 pub(crate) const CROSS_WITH: [D; 4] = [D::BIAS, D::LAST_LEN, D::CONSTRAINTS, D::MULTI_STEP];
-pub(crate) const N_CROSS: usize = 11 * CROSS_WITH.len();
+/// Task-probability cross features (the first ones); the topic-gap ones follow.
+pub(crate) const N_TASK_CROSS: usize = 11 * CROSS_WITH.len();
+/// The topic gap (`topic::gap_feature`) alone, times each task probability and times the
+/// multiple-choice feature: the difficulty model learns where the topic head is worth trusting.
+pub(crate) const N_GAP_CROSS: usize = 1 + 11 + 1;
+pub(crate) const N_CROSS: usize = N_TASK_CROSS + N_GAP_CROSS;
 
 /// Dense features plus the raw counts that signal names quote.
 #[derive(Debug, Clone)]
@@ -203,15 +208,24 @@ impl Dense {
     }
 }
 
-/// The difficulty model's cross features from the task probabilities.
-pub(crate) fn cross_features(probs: &[f32; 11], dense: &Dense) -> [f32; N_CROSS] {
+/// The difficulty model's cross features from the task probabilities and the topic gap
+/// (`topic::gap_feature`).
+pub(crate) fn cross_features(probs: &[f32; 11], gap: f32, dense: &Dense) -> [f32; N_CROSS] {
     let mut out = [0.0; N_CROSS];
-    for (slot, (k, c)) in out
+    let (task_part, gap_part) = out.split_at_mut(N_TASK_CROSS);
+    for (slot, (k, c)) in task_part
         .iter_mut()
         .zip((0..CROSS_WITH.len()).flat_map(|k| (0..11).map(move |c| (k, c))))
     {
         let d = CROSS_WITH.get(k).map_or(0.0, |d| dense.get(*d));
         *slot = probs.get(c).copied().unwrap_or(0.0) * d;
+    }
+    let gap = if gap.is_finite() { gap } else { 0.0 };
+    let scales = std::iter::once(1.0)
+        .chain(probs.iter().copied())
+        .chain(std::iter::once(dense.get(D::MC_OPTIONS)));
+    for (slot, k) in gap_part.iter_mut().zip(scales) {
+        *slot = gap * k;
     }
     out
 }

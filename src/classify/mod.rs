@@ -18,6 +18,7 @@ mod features;
 mod input;
 mod model;
 mod scan;
+mod topic;
 mod train;
 
 use std::borrow::Cow;

@@ -2,11 +2,14 @@
 //!
 //! Layout of the weights: one row of `N_OUT` (= 11 task logits + 1 difficulty logit) floats per
 //! dense feature, then one row per hashed bucket, then `N_CROSS` difficulty-only weights over the
-//! task probabilities (see `features::cross_features`).
+//! task probabilities and the topic gap (see `features::cross_features`), then the topic head
+//! (`topic`): `N_TOPICS` floats per dense feature and per folded bucket, then the `N_TOPICS`
+//! mean outcome gaps of the subjects.
 //!
 //! File format (all little-endian): magic `SWYDCLF\0`, `u32` format version, `u32` hash bits,
-//! `u32` dense features, `u32` outputs, `u32` cross features, `u32` reserved (0), then the weights
-//! as `f32`, then a `u64` FNV-1a checksum of every byte before it.
+//! `u32` dense features, `u32` outputs, `u32` cross features, `u32` topic bits, `u32` topics,
+//! `u32` reserved (0), then the weights as `f32`, then a `u64` FNV-1a checksum of every byte
+//! before it.
 //!
 //! Invariants: `from_bytes` accepts only a file this build can interpret (exact length, layout
 //! and checksum, finite weights) and never panics; `classify` never allocates more than the
@@ -16,15 +19,18 @@ use std::borrow::Cow;
 
 use super::features::{
     self, DENSE_NAMES, DIFF_COL, Dense, HASH_BITS, N_CROSS, N_DENSE, N_HASHED, N_OUT, N_SECTIONS,
-    Section, Sink,
+    N_TASK_CROSS, Section, Sink,
 };
+use super::topic::{self, N_TOPIC_ROWS, N_TOPICS, TOPIC_BITS};
 use super::{Classification, Error, Input, Signal, Task, Thresholds};
 
 /// Version of the binary format and feature layout; bump on any change to `features.rs`.
-pub(crate) const FORMAT_VERSION: u32 = 2; // v2: adds the instruction-sentence section
+pub(crate) const FORMAT_VERSION: u32 = 3; // v2: instruction-sentence section; v3: topic head
 const MAGIC: &[u8; 8] = b"SWYDCLF\0";
-const HEADER_LEN: usize = 8 + 6 * 4;
-const N_WEIGHTS: usize = (N_DENSE + N_HASHED) * N_OUT + N_CROSS;
+const HEADER_LEN: usize = 8 + 8 * 4;
+const N_MAIN: usize = (N_DENSE + N_HASHED) * N_OUT;
+const N_TOPIC_WEIGHTS: usize = N_TOPIC_ROWS * N_TOPICS;
+const N_WEIGHTS: usize = N_MAIN + N_CROSS + N_TOPIC_WEIGHTS + N_TOPICS;
 const FILE_LEN: usize = HEADER_LEN + N_WEIGHTS * 4 + 8;
 /// Last-turn words remembered for naming signals.
 const SIGNAL_WORDS: usize = 192;
@@ -35,8 +41,12 @@ const MAX_SIGNALS: usize = 5;
 pub struct Model {
     /// `(N_DENSE + N_HASHED) * N_OUT` weights, dense rows first.
     pub(crate) rows: Vec<f32>,
-    /// `N_CROSS` difficulty weights over task probabilities.
+    /// `N_CROSS` difficulty weights over task probabilities and the topic gap.
     pub(crate) cross: Vec<f32>,
+    /// `N_TOPIC_ROWS * N_TOPICS` topic-head weights (see `topic`).
+    pub(crate) topic: Vec<f32>,
+    /// Mean outcome gap of each topic over the training examples (0 for unused slots).
+    pub(crate) topic_gap: Vec<f32>,
 }
 
 fn checksum(bytes: &[u8]) -> u64 {
@@ -59,6 +69,8 @@ impl Model {
         Model {
             rows: vec![0.0; (N_DENSE + N_HASHED) * N_OUT],
             cross: vec![0.0; N_CROSS],
+            topic: vec![0.0; N_TOPIC_WEIGHTS],
+            topic_gap: vec![0.0; N_TOPICS],
         }
     }
 
@@ -93,6 +105,8 @@ impl Model {
             ("dense features", N_DENSE as u32),
             ("outputs", N_OUT as u32),
             ("cross features", N_CROSS as u32),
+            ("topic bits", TOPIC_BITS),
+            ("topics", N_TOPICS as u32),
             ("reserved", 0),
         ];
         for (k, (field, expected)) in layout.into_iter().enumerate() {
@@ -122,8 +136,15 @@ impl Model {
             }
             all.push(w);
         }
-        let cross = all.split_off((N_DENSE + N_HASHED) * N_OUT);
-        Ok(Model { rows: all, cross })
+        let mut cross = all.split_off(N_MAIN);
+        let mut topic = cross.split_off(N_CROSS);
+        let topic_gap = topic.split_off(N_TOPIC_WEIGHTS);
+        Ok(Model {
+            rows: all,
+            cross,
+            topic,
+            topic_gap,
+        })
     }
 
     /// Serialises to the format `from_bytes` reads.
@@ -136,11 +157,19 @@ impl Model {
             N_DENSE as u32,
             N_OUT as u32,
             N_CROSS as u32,
+            TOPIC_BITS,
+            N_TOPICS as u32,
             0,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for w in self.rows.iter().chain(self.cross.iter()) {
+        for w in self
+            .rows
+            .iter()
+            .chain(&self.cross)
+            .chain(&self.topic)
+            .chain(&self.topic_gap)
+        {
             out.extend_from_slice(&w.to_le_bytes());
         }
         let sum = checksum(&out);
@@ -153,11 +182,20 @@ impl Model {
         self.rows.get(i * N_OUT..(i + 1) * N_OUT).unwrap_or(&[])
     }
 
+    /// Topic-head weights of dense feature `i` or hashed bucket `N_DENSE + b` (folded).
+    pub(crate) fn topic_row(&self, i: usize) -> &[f32] {
+        let r = topic::topic_row(i);
+        self.topic
+            .get(r * N_TOPICS..(r + 1) * N_TOPICS)
+            .unwrap_or(&[])
+    }
+
     /// Task logits (11) and the difficulty logit before the cross features.
     pub(crate) fn logits<'t>(&self, input: &'t Input<'_>) -> (Dense, [f32; N_OUT], Scorer<'_, 't>) {
         let mut scorer = Scorer {
             model: self,
             acc: [[0.0; N_OUT]; N_SECTIONS],
+            topic_acc: [[0.0; N_TOPICS]; N_SECTIONS],
             count: [0; N_SECTIONS],
             words: [(0, ""); SIGNAL_WORDS],
             n_words: 0,
@@ -180,6 +218,25 @@ impl Model {
         (dense, logits, scorer)
     }
 
+    /// The topic head's expected outcome gap, from the features `logits` collected.
+    fn expected_gap(&self, dense: &Dense, scorer: &Scorer<'_, '_>) -> f32 {
+        let mut z = [0.0f32; N_TOPICS];
+        for (s, (acc, count)) in scorer.topic_acc.iter().zip(scorer.count).enumerate() {
+            let k = features::scale(s, count);
+            for (l, a) in z.iter_mut().zip(acc) {
+                *l += k * a;
+            }
+        }
+        for (i, v) in dense.values.iter().enumerate() {
+            if *v != 0.0 {
+                for (l, w) in z.iter_mut().zip(self.topic_row(i)) {
+                    *l += v * w;
+                }
+            }
+        }
+        topic::expected_gap(z, &self.topic_gap)
+    }
+
     /// Classifies one request. Pure; bounded work on any input.
     pub fn classify(&self, input: &Input<'_>, thresholds: &Thresholds) -> Classification {
         let (dense, logits, scorer) = self.logits(input);
@@ -189,7 +246,8 @@ impl Model {
                 (0, f32::MIN),
                 |acc, (i, p)| if *p > acc.1 { (i, *p) } else { acc },
             );
-        let cross = features::cross_features(&probs, &dense);
+        let gap = topic::gap_feature(self.expected_gap(&dense, &scorer));
+        let cross = features::cross_features(&probs, gap, &dense);
         let diff_logit = logits.get(DIFF_COL).copied().unwrap_or(0.0)
             + cross
                 .iter()
@@ -260,11 +318,19 @@ impl Model {
         let cross_task = cross
             .iter()
             .zip(&self.cross)
+            .take(N_TASK_CROSS)
             .skip(task)
             .step_by(11)
             .map(|(x, w)| x * w)
             .sum::<f32>();
         offer(cross_task, Name::TaskPrior, false);
+        let cross_topic = cross
+            .iter()
+            .zip(&self.cross)
+            .skip(N_TASK_CROSS)
+            .map(|(x, w)| x * w)
+            .sum::<f32>();
+        offer(cross_topic, Name::Topic, false);
         top.iter()
             .filter(|(a, _, n)| *a > 0.0 && *n != Name::None)
             .map(|(_, w, n)| Signal {
@@ -309,6 +375,7 @@ enum Name<'t> {
     Dense(usize),
     Word(&'t str),
     TaskPrior,
+    Topic,
 }
 
 impl Name<'_> {
@@ -331,6 +398,7 @@ impl Name<'_> {
                 Cow::Owned(format!("word: {}", w.to_lowercase()))
             }
             Name::TaskPrior => Cow::Owned(format!("task: {}", task.as_str())),
+            Name::Topic => Cow::Borrowed("subject matter"),
         }
     }
 }
@@ -339,6 +407,7 @@ impl Name<'_> {
 pub(crate) struct Scorer<'m, 't> {
     model: &'m Model,
     acc: [[f32; N_OUT]; N_SECTIONS],
+    topic_acc: [[f32; N_TOPICS]; N_SECTIONS],
     count: [u32; N_SECTIONS],
     words: [(u32, &'t str); SIGNAL_WORDS],
     n_words: usize,
@@ -353,6 +422,12 @@ impl<'t> Sink<'t> for Scorer<'_, 't> {
             let row = self.model.row(N_DENSE + bucket as usize);
             for (a, w) in acc.iter_mut().zip(row) {
                 *a += w;
+            }
+            if let Some(topic_acc) = self.topic_acc.get_mut(s) {
+                let row = self.model.topic_row(N_DENSE + bucket as usize);
+                for (a, w) in topic_acc.iter_mut().zip(row) {
+                    *a += w;
+                }
             }
         }
         if let Some(w) = word
@@ -396,6 +471,9 @@ mod tests {
             *w = (i % 13) as f32 * 0.01 - 0.05;
         }
         m.cross[3] = 0.5;
+        m.cross[N_CROSS - 1] = -0.25;
+        m.topic[7] = 0.25;
+        m.topic_gap[1] = 0.2;
         m
     }
 

@@ -1,6 +1,7 @@
-//! Offline training: fits the task model (multinomial logistic regression, 11 classes) and then
-//! the difficulty model (logistic regression on soft targets in [0, 1], with the task
-//! probabilities as extra inputs) by AdaGrad SGD with L2 regularisation.
+//! Offline training: fits the task model (multinomial logistic regression, 11 classes), then the
+//! topic head (multinomial over the outcome examples' subjects, see `topic`), then the
+//! difficulty model (logistic regression on soft targets in [0, 1], with the task probabilities
+//! and the topic head's expected gap as extra inputs) by AdaGrad SGD with L2 regularisation.
 //!
 //! Owns the training recipe: which examples are used (never held-out ones; de-duplicated by
 //! text; a training text that also occurs held out is dropped), class and source weighting, and
@@ -14,6 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::data::{Example, is_held_out, is_validation};
 use super::features::{self, DIFF_COL, Dense, N_CROSS, N_DENSE, N_OUT, N_SECTIONS, Section, Sink};
 use super::model::{Model, sigmoid, softmax};
+use super::topic::{self, N_TOPICS};
 
 /// Training knobs. `Default` is the recipe that produced the shipped weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +37,10 @@ pub struct TrainConfig {
     pub l2_task_dense: f32,
     pub l2_task_hashed: f32,
     /// L2 on dense / hashed / cross weights of the difficulty model; hashed is kept high
-    /// because vocabulary generalises badly for difficulty (see the data README).
+    /// because vocabulary generalises badly for difficulty (see the data README), and since
+    /// the topic head carries the outcome examples' subject vocabulary, very high (0.1): with
+    /// the earlier 3e-3 the difficulty logit fitted the training rows' subjects through its
+    /// own words and all but ignored the (cross-fitted, so noisier) topic gap.
     pub l2_difficulty_dense: f32,
     pub l2_difficulty_hashed: f32,
     /// Class weight = (mean class count / class count) ^ this, clamped to [0.1, 10].
@@ -46,6 +51,15 @@ pub struct TrainConfig {
     /// subject (over the training examples), the rest from its own outcome. One question's
     /// outcome is a noisy 0/1; the subject mean is what vocabulary can generalise.
     pub subject_mix: f32,
+    /// Topic head (`topic`): epochs, AdaGrad learning rate, L2 on its hashed weights (weak:
+    /// here vocabulary is the point, it has to recognise the subject).
+    pub topic_epochs: u32,
+    pub topic_learning_rate: f32,
+    pub l2_topic_hashed: f32,
+    /// The difficulty stage sees the topic head's output on each outcome example from a head
+    /// fitted without it (cross-fitting over this many folds), so that it does not learn to
+    /// trust a head that has memorised its own training rows. 0 or 1: no cross-fitting.
+    pub topic_folds: u32,
     /// Also leave out the validation split (for tuning without touching held-out data).
     pub exclude_validation: bool,
 }
@@ -62,10 +76,14 @@ impl Default for TrainConfig {
             l2_task_dense: 1e-5,
             l2_task_hashed: 1e-5,
             l2_difficulty_dense: 1e-5,
-            l2_difficulty_hashed: 3e-3,
+            l2_difficulty_hashed: 0.1,
             class_balance: 0.6,
             outcome_weight: 3.0,
             subject_mix: 0.7,
+            topic_epochs: 8,
+            topic_learning_rate: 0.1,
+            l2_topic_hashed: 1e-5,
+            topic_folds: 4,
             exclude_validation: false,
         }
     }
@@ -115,6 +133,8 @@ struct Row {
     task_weight: f32,
     target: Option<f32>,
     target_weight: f32,
+    /// Topic slot of an outcome example's subject.
+    topic: Option<usize>,
 }
 
 fn featurize(ex: &Example) -> (Vec<(u32, f32)>, Dense) {
@@ -248,10 +268,21 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
             slot.1 += 1;
         }
     }
+    // Topic slots: the first N_TOPICS subjects by name (BTreeMap order).
+    let topics: Vec<&str> = subject_sum.keys().copied().take(N_TOPICS).collect();
+    let mut topic_gap = vec![0.0f32; N_TOPICS];
+    for (slot, (sum, n)) in topic_gap.iter_mut().zip(subject_sum.values()) {
+        *slot = sum / (*n).max(1) as f32;
+    }
     let rows: Vec<Row> = used
         .iter()
         .map(|e| {
             let (x, dense) = featurize(e);
+            let topic = e
+                .subject
+                .as_deref()
+                .filter(|_| e.has_usable_outcome())
+                .and_then(|s| topics.iter().position(|t| *t == s));
             let task = e.task.map(|t| t.index());
             Row {
                 x,
@@ -277,6 +308,7 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
                     } else {
                         1.0
                     },
+                topic,
             }
         })
         .collect();
@@ -330,10 +362,45 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
     avg.snapshot(cfg.epochs, &model.rows, &[]);
     avg.apply(&mut model.rows, &mut [], 0..DIFF_COL);
 
-    // Stage 2: difficulty column and cross weights, with task probabilities from stage 1.
+    // Stage 2: the topic head, on outcome examples. The head kept is fitted on all of them;
+    // the gap each outcome example shows stage 3 comes from a head fitted without it
+    // (cross-fitting over `topic_folds` folds). Other rows were never seen by a topic head.
+    let fit: Vec<usize> = (0..rows.len())
+        .filter(|i| rows.get(*i).is_some_and(|r| r.topic.is_some()))
+        .collect();
+    model.topic = fit_topic(&rows, &fit, topics.len(), cfg, &mut rng);
+    model.topic_gap = topic_gap;
+    let mut gaps: Vec<f32> = rows
+        .iter()
+        .map(|r| topic_expected_gap(&model.topic, &model.topic_gap, &r.x))
+        .collect();
+    if cfg.topic_folds >= 2 {
+        let folds = cfg.topic_folds as usize;
+        for f in 0..folds {
+            let part: Vec<usize> = fit
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| k % folds != f)
+                .map(|(_, i)| *i)
+                .collect();
+            let head = fit_topic(&rows, &part, topics.len(), cfg, &mut rng);
+            for (_, i) in fit.iter().enumerate().filter(|(k, _)| k % folds == f) {
+                if let (Some(slot), Some(r)) = (gaps.get_mut(*i), rows.get(*i)) {
+                    *slot = topic_expected_gap(&head, &model.topic_gap, &r.x);
+                }
+            }
+        }
+    }
+
+    // Stage 3: difficulty column and cross weights, with task probabilities from stage 1 and
+    // the topic gap from stage 2.
     let crosses: Vec<[f32; N_CROSS]> = rows
         .iter()
-        .map(|r| features::cross_features(&softmax(&dot_cols(&model.rows, &r.x)), &r.dense))
+        .zip(&gaps)
+        .map(|(r, gap)| {
+            let probs = softmax(&dot_cols(&model.rows, &r.x));
+            features::cross_features(&probs, topic::gap_feature(*gap), &r.dense)
+        })
         .collect();
     let mut cross_g2 = [0.0f32; N_CROSS];
     let mut avg = Averager::new(model.rows.len(), cfg.difficulty_epochs);
@@ -381,6 +448,84 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Model {
     avg.snapshot(cfg.difficulty_epochs, &model.rows, &model.cross);
     avg.apply(&mut model.rows, &mut model.cross, DIFF_COL..N_OUT);
     model
+}
+
+/// Topic logits of one featurised row under the topic weights `w`.
+fn topic_logits(w: &[f32], x: &[(u32, f32)]) -> [f32; N_TOPICS] {
+    let mut z = [0.0f32; N_TOPICS];
+    for (j, v) in x {
+        let r = topic::topic_row(*j as usize);
+        if let Some(row) = w.get(r * N_TOPICS..(r + 1) * N_TOPICS) {
+            for (zc, wc) in z.iter_mut().zip(row) {
+                *zc += v * wc;
+            }
+        }
+    }
+    z
+}
+
+fn topic_expected_gap(w: &[f32], gaps: &[f32], x: &[(u32, f32)]) -> f32 {
+    topic::expected_gap(topic_logits(w, x), gaps)
+}
+
+/// Fits topic-head weights on the rows `fit` (multinomial logistic regression on
+/// `Row::topic`, AdaGrad); returns the average of the second-half epoch snapshots, with the
+/// slots from `used` on given a large negative bias so that they take no probability.
+fn fit_topic(
+    rows: &[Row],
+    fit: &[usize],
+    used: usize,
+    cfg: &TrainConfig,
+    rng: &mut SplitMix,
+) -> Vec<f32> {
+    let n = topic::N_TOPIC_ROWS * N_TOPICS;
+    let (mut w, mut g2, mut sum) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f64; n]);
+    let mut order = fit.to_vec();
+    let mut snapshots = 0u32;
+    for epoch in 0..cfg.topic_epochs {
+        rng.shuffle(&mut order);
+        for r in order.iter().filter_map(|i| rows.get(*i)) {
+            let Some(t) = r.topic else { continue };
+            let mut p = topic_logits(&w, &r.x);
+            topic::softmax_in_place(&mut p);
+            for (j, v) in &r.x {
+                let l2 = if (*j as usize) < N_DENSE {
+                    cfg.l2_difficulty_dense
+                } else {
+                    cfg.l2_topic_hashed
+                };
+                let at = topic::topic_row(*j as usize) * N_TOPICS;
+                let (Some(row), Some(acc)) =
+                    (w.get_mut(at..at + N_TOPICS), g2.get_mut(at..at + N_TOPICS))
+                else {
+                    continue;
+                };
+                for (c, ((wc, ac), pc)) in row.iter_mut().zip(acc).zip(&p).enumerate() {
+                    let y = if c == t { 1.0 } else { 0.0 };
+                    let g = (pc - y) * v + l2 * *wc;
+                    *ac += g * g;
+                    *wc -= cfg.topic_learning_rate * g / (ac.sqrt() + 1e-6);
+                }
+            }
+        }
+        if (epoch + 1) * 2 >= cfg.topic_epochs.max(1) {
+            for (s, x) in sum.iter_mut().zip(&w) {
+                *s += f64::from(*x);
+            }
+            snapshots += 1;
+        }
+    }
+    if snapshots > 0 {
+        let k = f64::from(snapshots);
+        for (x, s) in w.iter_mut().zip(&sum) {
+            *x = (*s / k) as f32;
+        }
+    }
+    // Dense feature 0 is the constant bias: its row holds each topic's bias.
+    for bias in w.iter_mut().take(N_TOPICS).skip(used) {
+        *bias = topic::UNUSED_BIAS;
+    }
+    w
 }
 
 /// Running sum of weight snapshots taken after the epochs of the second half of a stage.
