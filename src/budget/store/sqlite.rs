@@ -15,6 +15,7 @@
 //! Invariant: a `Durable` resolves `Ok` only once its row is in the journal or in a committed
 //! transaction; SQLite holds a prefix of the journal (a refused row is retried, never skipped).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reader waits for the writer to catch up with the journal before reading anyway.
 const READ_WAIT: Duration = Duration::from_secs(1);
 /// How long the writer gathers journaled rows before committing them (see `run_writer`).
-const LINGER: Duration = Duration::from_millis(2);
+/// Nobody waits for it (readers and flushes unpark the writer), so it is long: at 1k req/s,
+/// 2 ms meant a wake-up and a transaction every other request, and the writer took a fifth of
+/// the process's CPU time (docs/BENCHMARKS.md).
+const LINGER: Duration = Duration::from_millis(25);
 /// How soon the writer tries again after SQLite refused a journaled row.
 const RETRY_EVERY: Duration = if cfg!(test) {
     Duration::from_millis(20)
@@ -525,9 +529,7 @@ fn replay_journal(conn: &mut Connection, dir: &Path, lock: File) -> Result<Journ
     let entries = journal::recover(dir, committed).map_err(Error::Journal)?;
     if let Some(last) = entries.last().map(|e| e.seq) {
         let tx = conn.transaction()?;
-        for e in &entries {
-            insert(&tx, &e.row, &e.charges)?;
-        }
+        insert_all(&tx, entries.iter().map(|e| (&e.row, e.charges.as_slice())))?;
         set_journal_seq(&tx, last)?;
         tx.commit()?;
         tracing::info!(
@@ -625,17 +627,19 @@ const WRITER_CHECKPOINT_EVERY: std::time::Duration = if cfg!(test) {
 /// True when nothing is left.
 fn write_batch(conn: &mut Connection, batch: &mut Vec<Msg>, journal: Option<&Journal>) -> bool {
     let all = conn.transaction().and_then(|tx| {
-        let mut last = None;
-        for msg in batch.iter() {
-            match msg {
-                Msg::Journaled { seq, row, charges } => {
-                    insert(&tx, row, charges)?;
-                    last = Some(*seq);
+        let last = batch.iter().rev().find_map(|msg| match msg {
+            Msg::Journaled { seq, .. } => Some(*seq),
+            Msg::Write { .. } | Msg::Flush(_) => None,
+        });
+        insert_all(
+            &tx,
+            batch.iter().filter_map(|msg| match msg {
+                Msg::Journaled { row, charges, .. } | Msg::Write { row, charges, .. } => {
+                    Some((row, charges.as_slice()))
                 }
-                Msg::Write { row, charges, .. } => insert(&tx, row, charges)?,
-                Msg::Flush(_) => {}
-            }
-        }
+                Msg::Flush(_) => None,
+            }),
+        )?;
         if let Some(seq) = last {
             set_journal_seq(&tx, seq)?;
         }
@@ -710,7 +714,24 @@ fn write_one(
     tx.commit()
 }
 
+/// Inserts the rows and adds them to the rollups, in `tx`.
+fn insert_all<'a>(
+    tx: &Transaction<'_>,
+    rows: impl IntoIterator<Item = (&'a Row, &'a [Charge])>,
+) -> rusqlite::Result<()> {
+    let mut rollups = Rollups::default();
+    for (row, charges) in rows {
+        insert_request(tx, row, charges)?;
+        rollups.add(row, charges);
+    }
+    rollups.write(tx)
+}
+
 fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Result<()> {
+    insert_all(tx, [(row, charges)])
+}
+
+fn insert_request(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Result<()> {
     let time_us = row.time.as_microsecond();
     tx.prepare_cached(
         "INSERT INTO requests (time_us, request_id, key, team, route, task, difficulty,
@@ -746,66 +767,137 @@ fn insert(tx: &Transaction<'_>, row: &Row, charges: &[Charge]) -> rusqlite::Resu
         row.reason,
     ])?;
 
-    let mut spend = tx.prepare_cached(
-        "INSERT INTO spend_by_budget (month, budget, scope_id, spent, overshoot, requests)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1)
-         ON CONFLICT (month, budget, scope_id) DO UPDATE SET
-            spent = spent + excluded.spent,
-            overshoot = overshoot + excluded.overshoot,
-            requests = requests + 1",
-    )?;
-    for c in charges {
-        spend.execute(params![
-            c.month.to_string(),
-            &*c.budget,
-            &*c.scope_id,
-            row.cost.0,
-            row.overshoot.0
-        ])?;
+    Ok(())
+}
+
+/// The three rollup tables' increments for a batch of rows, summed per key so that a batch
+/// costs one upsert per distinct key instead of three or more per row.
+#[derive(Default)]
+struct Rollups {
+    /// (month, budget, scope id) → (spent, overshoot, requests)
+    spend: HashMap<SpendKey, (u64, u64, u64)>,
+    /// (day, key, team, route, model, task, tier) → totals
+    daily: HashMap<DailyKey, DailySum>,
+    /// (day, task, difficulty) → (requests, cost)
+    class: HashMap<(String, String, String), (u64, u64)>,
+}
+
+type SpendKey = (String, Arc<str>, Arc<str>);
+type DailyKey = (String, Arc<str>, String, Arc<str>, Arc<str>, String, String);
+
+#[derive(Default)]
+struct DailySum {
+    requests: u64,
+    input_tokens: u64,
+    cached_input_tokens: u64,
+    output_tokens: u64,
+    cost: u64,
+    baseline_cost: u64,
+}
+
+impl Rollups {
+    fn add(&mut self, row: &Row, charges: &[Charge]) {
+        for c in charges {
+            let s = self
+                .spend
+                .entry((c.month.to_string(), c.budget.clone(), c.scope_id.clone()))
+                .or_default();
+            s.0 += row.cost.0;
+            s.1 += row.overshoot.0;
+            s.2 += 1;
+        }
+        let day = jiff::tz::TimeZone::UTC
+            .to_datetime(row.time)
+            .date()
+            .to_string();
+        let d = self
+            .daily
+            .entry((
+                day.clone(),
+                row.key.clone(),
+                row.team.as_deref().unwrap_or("").to_owned(),
+                row.route.clone(),
+                row.model.clone(),
+                row.task.as_deref().unwrap_or("").to_owned(),
+                row.tier.clone(),
+            ))
+            .or_default();
+        d.requests += 1;
+        d.input_tokens += row.input_tokens;
+        d.cached_input_tokens += row.cached_input_tokens;
+        d.output_tokens += row.output_tokens;
+        d.cost += row.cost.0;
+        d.baseline_cost += row.baseline_cost.0;
+        let g = self
+            .class
+            .entry((
+                day,
+                row.task.as_deref().unwrap_or("").to_owned(),
+                row.difficulty.as_deref().unwrap_or("").to_owned(),
+            ))
+            .or_default();
+        g.0 += 1;
+        g.1 += row.cost.0;
     }
 
-    let day = jiff::tz::TimeZone::UTC
-        .to_datetime(row.time)
-        .date()
-        .to_string();
-    tx.prepare_cached(
-        "INSERT INTO daily (day, key, team, route, model, task, tier, requests, input_tokens,
-            cached_input_tokens, output_tokens, cost, baseline_cost)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (day, key, team, route, model, task, tier) DO UPDATE SET
-            requests = requests + 1,
-            input_tokens = input_tokens + excluded.input_tokens,
-            cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
-            output_tokens = output_tokens + excluded.output_tokens,
-            cost = cost + excluded.cost,
-            baseline_cost = baseline_cost + excluded.baseline_cost",
-    )?
-    .execute(params![
-        day,
-        &*row.key,
-        row.team.as_deref().unwrap_or(""),
-        &*row.route,
-        &*row.model,
-        row.task.as_deref().unwrap_or(""),
-        row.tier,
-        row.input_tokens,
-        row.cached_input_tokens,
-        row.output_tokens,
-        row.cost.0,
-        row.baseline_cost.0,
-    ])?;
-    tx.prepare_cached(
-        "INSERT INTO daily_class (day, task, difficulty, requests, cost)
-         VALUES (?1, ?2, ?3, 1, ?4)
-         ON CONFLICT (day, task, difficulty) DO UPDATE SET
-            requests = requests + 1,
-            cost = cost + excluded.cost",
-    )?
-    .execute(params![
-        day,
-        row.task.as_deref().unwrap_or(""),
-        row.difficulty.as_deref().unwrap_or(""),
-        row.cost.0,
-    ])?;
-    Ok(())
+    fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut spend = tx.prepare_cached(
+            "INSERT INTO spend_by_budget (month, budget, scope_id, spent, overshoot, requests)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (month, budget, scope_id) DO UPDATE SET
+                spent = spent + excluded.spent,
+                overshoot = overshoot + excluded.overshoot,
+                requests = requests + excluded.requests",
+        )?;
+        for ((month, budget, scope_id), (spent, overshoot, requests)) in &self.spend {
+            spend.execute(params![
+                month,
+                &**budget,
+                &**scope_id,
+                spent,
+                overshoot,
+                requests
+            ])?;
+        }
+        let mut daily = tx.prepare_cached(
+            "INSERT INTO daily (day, key, team, route, model, task, tier, requests, input_tokens,
+                cached_input_tokens, output_tokens, cost, baseline_cost)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (day, key, team, route, model, task, tier) DO UPDATE SET
+                requests = requests + excluded.requests,
+                input_tokens = input_tokens + excluded.input_tokens,
+                cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens,
+                output_tokens = output_tokens + excluded.output_tokens,
+                cost = cost + excluded.cost,
+                baseline_cost = baseline_cost + excluded.baseline_cost",
+        )?;
+        for ((day, key, team, route, model, task, tier), d) in &self.daily {
+            daily.execute(params![
+                day,
+                &**key,
+                team,
+                &**route,
+                &**model,
+                task,
+                tier,
+                d.requests,
+                d.input_tokens,
+                d.cached_input_tokens,
+                d.output_tokens,
+                d.cost,
+                d.baseline_cost,
+            ])?;
+        }
+        let mut class = tx.prepare_cached(
+            "INSERT INTO daily_class (day, task, difficulty, requests, cost)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (day, task, difficulty) DO UPDATE SET
+                requests = requests + excluded.requests,
+                cost = cost + excluded.cost",
+        )?;
+        for ((day, task, difficulty), (requests, cost)) in &self.class {
+            class.execute(params![day, task, difficulty, requests, cost])?;
+        }
+        Ok(())
+    }
 }

@@ -61,6 +61,106 @@ fn a_charge_is_durable_in_the_journal_before_sqlite_commits_it() {
     assert_eq!(ledger.store().sum_cost().unwrap(), MicroUsd(321));
 }
 
+/// A batch's rollups are summed per key before they are written: after one batch of rows with
+/// repeated and distinct keys, days, tasks and budgets, every rollup table equals the same
+/// sums taken over `requests` row by row.
+#[test]
+fn a_batchs_summed_rollups_equal_the_sums_of_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let lock = journal::lock(dir.path()).unwrap().unwrap();
+    let journal = Journal::create(dir.path(), 0, lock).unwrap();
+    let month = MonthId::parse("2026-11").unwrap();
+    for n in 0..40u64 {
+        let day = if n % 3 == 0 {
+            "2026-11-15T12:00:00Z"
+        } else {
+            "2026-11-16T01:00:00Z"
+        };
+        let mut r = row(&format!("r{n}"), "ok", ts(day));
+        r.key = Arc::from(["a", "b"][(n % 2) as usize]);
+        r.task = (n % 5 != 0).then(|| ["code", "chat"][(n % 2) as usize].to_owned());
+        r.difficulty = (n % 4 != 0).then(|| "easy".to_owned());
+        r.input_tokens = n * 7;
+        r.cached_input_tokens = n;
+        r.output_tokens = n * 3 + 1;
+        r.cost = MicroUsd(n * 11 + 5);
+        r.baseline_cost = MicroUsd(n * 13);
+        r.overshoot = MicroUsd(n % 3);
+        let scopes: &[&str] = if n % 2 == 0 {
+            &["global", "k:a"]
+        } else {
+            &["global"]
+        };
+        let charges = scopes
+            .iter()
+            .map(|scope| Charge {
+                budget: Arc::from("cap"),
+                scope_id: Arc::from(*scope),
+                month,
+            })
+            .collect();
+        journal.append(r, charges, |_, _, _| ()).unwrap();
+    }
+    drop(journal);
+    // The next open commits all forty in one transaction.
+    let ledger = open(dir.path(), cap(), ts(NOW));
+    assert_eq!(ledger.store().request_count().unwrap(), 40);
+    drop(ledger);
+
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.sqlite3")).unwrap();
+    let rows = |sql: &str| -> Vec<Vec<i64>> {
+        let mut st = conn.prepare(sql).unwrap();
+        let n = st.column_count();
+        st.query_map([], |r| (0..n).map(|i| r.get::<_, i64>(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let daily = rows(
+        "SELECT requests, input_tokens, cached_input_tokens, output_tokens, cost, baseline_cost
+         FROM daily ORDER BY day, key, task",
+    );
+    let from_requests = rows(
+        "SELECT COUNT(*), SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens),
+                SUM(cost), SUM(baseline_cost)
+         FROM requests
+         GROUP BY strftime('%Y-%m-%d', time_us / 1000000, 'unixepoch'), key, COALESCE(task, '')
+         ORDER BY strftime('%Y-%m-%d', time_us / 1000000, 'unixepoch'), key, COALESCE(task, '')",
+    );
+    assert_eq!(
+        daily.len(),
+        8,
+        "2 days x 2 keys x (task or none) ...: {daily:?}"
+    );
+    assert_eq!(daily, from_requests);
+    assert_eq!(
+        rows("SELECT requests, cost FROM daily_class ORDER BY day, task, difficulty"),
+        rows(
+            "SELECT COUNT(*), SUM(cost) FROM requests
+             GROUP BY strftime('%Y-%m-%d', time_us / 1000000, 'unixepoch'), COALESCE(task, ''),
+                      COALESCE(difficulty, '')
+             ORDER BY strftime('%Y-%m-%d', time_us / 1000000, 'unixepoch'), COALESCE(task, ''),
+                      COALESCE(difficulty, '')"
+        )
+    );
+    // Every row charged "global"; the even ones also "k:a".
+    let cost = |pred: fn(u64) -> bool| {
+        (0..40u64)
+            .filter(|n| pred(*n))
+            .map(|n| n * 11 + 5)
+            .sum::<u64>()
+    };
+    let over = |pred: fn(u64) -> bool| (0..40u64).filter(|n| pred(*n)).map(|n| n % 3).sum::<u64>();
+    assert_eq!(
+        rows("SELECT spent, overshoot, requests FROM spend_by_budget ORDER BY scope_id"),
+        vec![
+            vec![cost(|_| true) as i64, over(|_| true) as i64, 40],
+            vec![cost(|n| n % 2 == 0) as i64, over(|n| n % 2 == 0) as i64, 20],
+        ]
+    );
+}
+
 #[test]
 fn rows_left_in_the_journal_are_committed_once_at_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
