@@ -11,6 +11,12 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use switchyard::{Limits, Policy, classify};
 
+/// mimalloc instead of the system allocator: the request path allocates and frees many small
+/// short-lived buffers (headers, JSON, rows), which glibc's malloc served at about 8 % of the
+/// CPU time at saturation (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",
