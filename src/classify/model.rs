@@ -178,16 +178,21 @@ impl Model {
     }
 
     /// Weights row of dense feature `i` or hashed bucket `N_DENSE + b`.
-    pub(crate) fn row(&self, i: usize) -> &[f32] {
-        self.rows.get(i * N_OUT..(i + 1) * N_OUT).unwrap_or(&[])
+    /// Fixed-size, so that adding a row compiles to a few unrolled vector adds.
+    pub(crate) fn row(&self, i: usize) -> &[f32; N_OUT] {
+        self.rows
+            .get(i * N_OUT..(i + 1) * N_OUT)
+            .and_then(|r| r.try_into().ok())
+            .unwrap_or(&[0.0; N_OUT])
     }
 
     /// Topic-head weights of dense feature `i` or hashed bucket `N_DENSE + b` (folded).
-    pub(crate) fn topic_row(&self, i: usize) -> &[f32] {
+    pub(crate) fn topic_row(&self, i: usize) -> &[f32; N_TOPICS] {
         let r = topic::topic_row(i);
         self.topic
             .get(r * N_TOPICS..(r + 1) * N_TOPICS)
-            .unwrap_or(&[])
+            .and_then(|r| r.try_into().ok())
+            .unwrap_or(&[0.0; N_TOPICS])
     }
 
     /// Task logits (11) and the difficulty logit before the cross features.
