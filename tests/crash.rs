@@ -32,6 +32,8 @@ fn serve(policy: &std::path::Path, data_dir: &std::path::Path) -> (Child, String
             "--policy",
         ])
         .arg(policy)
+        // The single-threaded runtime (one CPU, or `--threads 1`) under a kill -9 too.
+        .env("SWITCHYARD_THREADS", "1")
         .arg("--data-dir")
         .arg(data_dir)
         .env("SWITCHYARD_LOG", "error")

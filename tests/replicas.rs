@@ -60,6 +60,9 @@ fn serve(policy: &std::path::Path, store: &str, id: &str) -> Replica {
         ])
         .arg(policy)
         .env("SWITCHYARD_STORE_URL", store)
+        // One replica runs the single-threaded runtime (what `--threads 1` or one CPU gives),
+        // whose blocking ledger calls must still reach PostgreSQL through the runtime.
+        .env("SWITCHYARD_THREADS", if id == "r0" { "1" } else { "2" })
         .env("SWITCHYARD_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
