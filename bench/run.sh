@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proxy overhead, side by side: the in-repo mock upstream direct vs through switchyard, in the
-# same run, alternating. switchyard is pinned to core 0; the mock and the load generator to core 1.
+# same run, alternating, with a bare TCP relay on switchyard's core as the floor of any proxy's
+# added latency. switchyard is pinned to core 0; the mock and the load generator to core 1.
 #
 #   bench/run.sh [seconds-per-run]        (default 15)
 #   RATE=500 STORE=postgres://postgres@127.0.0.1:5432/test bench/run.sh 10
@@ -24,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 if [ -n "$STORE" ]; then psql "$STORE" -qc "CREATE SCHEMA $SCHEMA"; fi
 
-cargo build --release --bin switchyard --example ttfb >&2
+cargo build --release --bin switchyard --example ttfb --example relay >&2
 command -v oha >/dev/null || cargo install oha --locked >&2
 # SWITCHYARD_BIN=path compares another build (say, of the previous commit) on the same machine.
 BIN=${SWITCHYARD_BIN:-target/release/switchyard}
@@ -53,6 +54,11 @@ start_proxy() { # port, upstream port
 MOCK=$(free_port); start_mock "$MOCK" 0
 PROXY=$(free_port); start_proxy "$PROXY" "$MOCK"
 PROXY_PID=${PIDS[-1]}
+# The floor: a bare TCP relay on the proxy's core (examples/relay.rs), no HTTP and no work.
+RELAY=$(free_port)
+taskset -c 0 target/release/examples/relay "127.0.0.1:$RELAY" "127.0.0.1:$MOCK" >/dev/null &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$RELAY/v1/models"
 SMOCK=$(free_port); start_mock "$SMOCK" 1000
 SPROXY=$(free_port); start_proxy "$SPROXY" "$SMOCK"
 
@@ -77,6 +83,7 @@ T0=$(cpu_ticks "$PROXY_PID")
 for round in 1 2; do
   echo "round $round: ${RATE} req/s" >&2
   load "direct-$round" "http://127.0.0.1:$MOCK/v1/chat/completions" -q "$RATE" --latency-correction
+  load "relay-$round" "http://127.0.0.1:$RELAY/v1/chat/completions" -q "$RATE" --latency-correction
   load "proxy-$round" "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE" --latency-correction
 done
 T1=$(cpu_ticks "$PROXY_PID")
@@ -85,6 +92,7 @@ RSS_RATE_KB=$(hwm)
 if [ "$RATE2" -gt 0 ]; then
   echo "one round: ${RATE2} req/s" >&2
   load direct-r2 "http://127.0.0.1:$MOCK/v1/chat/completions" -q "$RATE2" --latency-correction
+  load relay-r2 "http://127.0.0.1:$RELAY/v1/chat/completions" -q "$RATE2" --latency-correction
   load proxy-r2 "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE2" --latency-correction
 fi
 RSS_RATE2_KB=$(hwm)
@@ -105,22 +113,22 @@ out, rss_kb, ticks, hz, rate, dur, sat_ticks, rate2 = sys.argv[1], int(sys.argv[
 rss_rate_kb, rss_rate2_kb = int(sys.argv[9]), int(sys.argv[10])
 def r(name): return json.load(open(f"{out}/{name}.json"))
 def pct(d, p): return d["latencyPercentiles"][p] * 1e6
-rows = []
-for n in (1, 2):
-    d, p = r(f"direct-{n}"), r(f"proxy-{n}")
-    rows.append([pct(p, k) - pct(d, k) for k in ("p50", "p90", "p99")] + [pct(d, "p50"), pct(p, "p50"), pct(d, "p99"), pct(p, "p99"), p["summary"]["successRate"]])
-print(f"| {rate} req/s, 1 KB prompt, {dur} s per run | p50 | p90 | p99 |")
+def added(p, d): return " | ".join(f"{pct(p, k) - pct(d, k):.0f} µs" for k in ("p50", "p90", "p99"))
+def rounds(label, direct, relay, proxy):
+    d, b, p = r(direct), r(relay), r(proxy)
+    print(f"| {label}: direct | {pct(d,'p50'):.0f} µs | {pct(d,'p90'):.0f} µs | {pct(d,'p99'):.0f} µs |")
+    print(f"| {label}: through switchyard | {pct(p,'p50'):.0f} µs | {pct(p,'p90'):.0f} µs | {pct(p,'p99'):.0f} µs |")
+    print(f"| {label}: **added by switchyard** | **{added(p, d)}** |")
+    print(f"| {label}: added by a bare relay (the floor) | {added(b, d)} |")
+    print(f"| {label}: switchyard beyond the relay | {added(p, b)} |")
+    if p["summary"]["successRate"] < 1:
+        print(f"| {label}: success through switchyard | {p['summary']['successRate']*100:.1f}% | | |")
+print(f"| 1 KB prompt, {dur} s per run | p50 | p90 | p99 |")
 print("|---|---|---|---|")
-for i, row in enumerate(rows, 1):
-    print(f"| round {i}: direct | {row[3]:.0f} µs | | {row[5]:.0f} µs |")
-    print(f"| round {i}: through switchyard | {row[4]:.0f} µs | | {row[6]:.0f} µs |")
-    print(f"| round {i}: **added** | **{row[0]:.0f} µs** | {row[1]:.0f} µs | **{row[2]:.0f} µs** |")
+for n in (1, 2):
+    rounds(f"{rate} req/s, round {n}", f"direct-{n}", f"relay-{n}", f"proxy-{n}")
 if rate2 > 0:
-    d, p = r("direct-r2"), r("proxy-r2")
-    print(f"| {rate2} req/s: direct | {pct(d,'p50'):.0f} µs | | {pct(d,'p99'):.0f} µs |")
-    print(f"| {rate2} req/s: through switchyard | {pct(p,'p50'):.0f} µs | | {pct(p,'p99'):.0f} µs |")
-    print(f"| {rate2} req/s: **added** | **{pct(p,'p50')-pct(d,'p50'):.0f} µs** | {pct(p,'p90')-pct(d,'p90'):.0f} µs | **{pct(p,'p99')-pct(d,'p99'):.0f} µs** |")
-    print(f"| {rate2} req/s: success through switchyard | {p['summary']['successRate']*100:.1f}% | | |")
+    rounds(f"{rate2} req/s", "direct-r2", "relay-r2", "proxy-r2")
 ds, ps = r("direct-sat"), r("proxy-sat")
 print()
 print(f"| saturation (64 connections) | req/s | p50 | p99 | success |")
