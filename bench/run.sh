@@ -58,6 +58,7 @@ PROXY_PID=${PIDS[-1]}
 RELAY=$(free_port)
 taskset -c 0 target/release/examples/relay "127.0.0.1:$RELAY" "127.0.0.1:$MOCK" >/dev/null &
 PIDS+=($!)
+RELAY_PID=$!
 wait_http "http://127.0.0.1:$RELAY/v1/models"
 SMOCK=$(free_port); start_mock "$SMOCK" 1000
 SPROXY=$(free_port); start_proxy "$SPROXY" "$SMOCK"
@@ -98,6 +99,9 @@ fi
 RSS_RATE2_KB=$(hwm)
 echo "saturation" >&2
 load direct-sat "http://127.0.0.1:$MOCK/v1/chat/completions" -c 64
+R0=$(cpu_ticks "$RELAY_PID")
+load relay-sat "http://127.0.0.1:$RELAY/v1/chat/completions" -c 64
+R1=$(cpu_ticks "$RELAY_PID")
 S0=$(cpu_ticks "$PROXY_PID")
 load proxy-sat "http://127.0.0.1:$PROXY/v1/chat/completions" -c 64
 S1=$(cpu_ticks "$PROXY_PID")
@@ -107,10 +111,10 @@ target/release/examples/ttfb "http://127.0.0.1:$SPROXY/v1/chat/completions" 300 
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 TICKS=$(getconf CLK_TCK)
 
-python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" "$RATE2" "$RSS_RATE_KB" "$RSS_RATE2_KB" <<'PY'
+python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" "$RATE2" "$RSS_RATE_KB" "$RSS_RATE2_KB" "$((R1 - R0))" <<'PY'
 import json, os, sys
 out, rss_kb, ticks, hz, rate, dur, sat_ticks, rate2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
-rss_rate_kb, rss_rate2_kb = int(sys.argv[9]), int(sys.argv[10])
+rss_rate_kb, rss_rate2_kb, relay_ticks = int(sys.argv[9]), int(sys.argv[10]), int(sys.argv[11])
 def r(name): return json.load(open(f"{out}/{name}.json"))
 def pct(d, p): return d["latencyPercentiles"][p] * 1e6
 def added(p, d): return " | ".join(f"{pct(p, k) - pct(d, k):.0f} µs" for k in ("p50", "p90", "p99"))
@@ -129,11 +133,11 @@ for n in (1, 2):
     rounds(f"{rate} req/s, round {n}", f"direct-{n}", f"relay-{n}", f"proxy-{n}")
 if rate2 > 0:
     rounds(f"{rate2} req/s", "direct-r2", "relay-r2", "proxy-r2")
-ds, ps = r("direct-sat"), r("proxy-sat")
+ds, bs, ps = r("direct-sat"), r("relay-sat"), r("proxy-sat")
 print()
 print(f"| saturation (64 connections) | req/s | p50 | p99 | success |")
 print("|---|---|---|---|---|")
-for name, d in (("direct", ds), ("through switchyard", ps)):
+for name, d in (("direct", ds), ("through the bare relay", bs), ("through switchyard", ps)):
     print(f"| {name} | {d['summary']['requestsPerSec']:.0f} | {pct(d,'p50'):.0f} µs | {pct(d,'p99'):.0f} µs | {d['summary']['successRate']*100:.1f}% |")
 # The load generator and the mock share the other core, so saturation may be theirs, not
 # switchyard's: its own CPU per request at saturation gives what one core of it can serve.
@@ -141,6 +145,8 @@ sat_reqs = ps["summary"]["requestsPerSec"] * dur
 sat_busy = sat_ticks / hz / dur
 print()
 print(f"switchyard at saturation: {sat_busy*100:.0f}% of its core busy, {sat_ticks/hz/sat_reqs*1e6:.1f} µs CPU per request, so one core serves about {sat_reqs/(sat_ticks/hz):.0f} req/s")
+relay_reqs = bs["summary"]["requestsPerSec"] * dur
+print(f"the bare relay at saturation: {relay_ticks/hz/dur*100:.0f}% of its core busy, {relay_ticks/hz/max(relay_reqs, 1)*1e6:.1f} µs CPU per request (the kernel's share of a hop: four socket operations and the wake-ups)")
 td, tp = json.load(open(f"{out}/ttfb-direct.json")), json.load(open(f"{out}/ttfb-proxy.json"))
 print()
 print("| streaming (300 sequential streams, a chunk every ~1 ms) | TTFB p50 | TTFB p99 | inter-chunk gap p50 | gap p99 |")
