@@ -14,7 +14,8 @@ trap cleanup EXIT
 
 cargo build --release --bin switchyard >&2
 command -v oha >/dev/null || cargo install oha --locked >&2
-BIN=target/release/switchyard
+# SWITCHYARD_BIN=path soaks another build (say, of the previous commit).
+BIN=${SWITCHYARD_BIN:-target/release/switchyard}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
 

@@ -109,14 +109,32 @@ pub fn recorder() -> Result<PrometheusRecorder, BuildError> {
         .build_recorder())
 }
 
+/// How often the installed recorder folds its histogram samples into buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Install the recorder process-wide (once, from `main`) and describe every metric; the
-/// handle renders `/metrics`.
+/// handle renders `/metrics`. Also starts the upkeep thread: the recorder keeps every histogram
+/// observation until an upkeep folds it into the buckets, and `/metrics` alone runs one only
+/// when scraped, so a proxy nobody scraped grew by ~48 bytes per request without end
+/// (`bench/soak.sh`, docs/BENCHMARKS.md).
 pub fn install() -> Result<PrometheusHandle, BuildError> {
     let recorder = recorder()?;
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(BuildError::FailedToSetGlobalRecorder)?;
     describe();
     record_reload(true);
+    let upkeep = handle.clone();
+    if let Err(err) = std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            }
+        })
+    {
+        tracing::warn!(error = %err, "cannot start the metrics upkeep thread; histograms are folded only when /metrics is scraped");
+    }
     Ok(handle)
 }
 
