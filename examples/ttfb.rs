@@ -17,7 +17,10 @@ async fn main() {
     let url = args.get(1).expect("usage: ttfb URL N").clone();
     let n: usize = args.get(2).map_or(1000, |s| s.parse().unwrap());
     let body = serde_json::json!({
-        "model": "auto", "stream": true, "max_tokens": 64,
+        // Usage requested, as a metered client does: switchyard asks for it upstream anyway
+        // and, when the client did not, hides the usage event, so without it the client would
+        // see one event fewer through switchyard than direct (one doubled gap per stream).
+        "model": "auto", "stream": true, "max_tokens": 64, "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "Summarize the attached meeting notes in three bullet points for the team."}]
     })
     .to_string();
