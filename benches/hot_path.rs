@@ -81,6 +81,14 @@ fn benches(c: &mut Criterion) {
                 .difficulty_score
         })
     });
+    // What the proxy runs per request: the same scores without naming signals.
+    c.bench_function("classify 1KB single-turn, request path (no signals)", |b| {
+        b.iter(|| {
+            model
+                .classify_unexplained(black_box(&single), &thresholds)
+                .difficulty_score
+        })
+    });
 
     let conv = conversation_32k();
     let long = Input {

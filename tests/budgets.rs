@@ -127,6 +127,14 @@ async fn a_downgrade_budget_re_decides_among_cheaper_models() {
         "main",
         "a dry run calls nothing and reserves nothing"
     );
+    // The request path skips naming signals; a dry run, which shows them, does not.
+    assert!(
+        dry.json()["classification"]["signals"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{}",
+        dry.json()
+    );
 }
 
 #[tokio::test]

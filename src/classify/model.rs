@@ -244,6 +244,26 @@ impl Model {
 
     /// Classifies one request. Pure; bounded work on any input.
     pub fn classify(&self, input: &Input<'_>, thresholds: &Thresholds) -> Classification {
+        self.classify_with(input, thresholds, true)
+    }
+
+    /// The same classification with `signals` left empty, for the request path, where only an
+    /// explanation (dry run, `switchyard explain`) reads them: ranking and naming them is
+    /// about a tenth of the work, with allocations.
+    pub fn classify_unexplained(
+        &self,
+        input: &Input<'_>,
+        thresholds: &Thresholds,
+    ) -> Classification {
+        self.classify_with(input, thresholds, false)
+    }
+
+    fn classify_with(
+        &self,
+        input: &Input<'_>,
+        thresholds: &Thresholds,
+        explained: bool,
+    ) -> Classification {
         let (dense, logits, scorer) = self.logits(input);
         let probs = softmax(&logits);
         let (best, conf) =
@@ -261,7 +281,11 @@ impl Model {
                 .sum::<f32>();
         let score = sigmoid(diff_logit);
         let task = Task::from_index(best).unwrap_or(Task::Chat);
-        let signals = self.signals(&dense, &scorer, best, &cross);
+        let signals = if explained {
+            self.signals(&dense, &scorer, best, &cross)
+        } else {
+            Vec::new()
+        };
         Classification {
             task,
             task_confidence: conf.clamp(0.0, 1.0),

@@ -414,6 +414,36 @@ fn signals_are_named_and_bounded() {
     assert!(c.signals.iter().all(|s| s.name.len() < 60));
 }
 
+/// The request path's classification is the explained one without its signals: same task,
+/// confidence, score and level, bit for bit.
+#[test]
+fn unexplained_classification_equals_the_explained_one_without_signals() {
+    let m = model();
+    let t = Thresholds::default();
+    for prompt in [
+        "Translate to French: where is the station?",
+        "Fix this:\n```python\nprint(1/0)\n```\nTraceback (most recent call last):",
+        "Prove that the square root of 2 is irrational, step by step.",
+        "写一首关于秋天的诗",
+    ] {
+        let input = Input::from_prompt(prompt);
+        let explained = m.classify(&input, &t);
+        let lean = m.classify_unexplained(&input, &t);
+        assert!(!explained.signals.is_empty(), "{prompt}");
+        assert!(lean.signals.is_empty());
+        assert_eq!(lean.task, explained.task);
+        assert_eq!(lean.difficulty, explained.difficulty);
+        assert_eq!(
+            lean.difficulty_score.to_bits(),
+            explained.difficulty_score.to_bits()
+        );
+        assert_eq!(
+            lean.task_confidence.to_bits(),
+            explained.task_confidence.to_bits()
+        );
+    }
+}
+
 #[test]
 fn task_and_difficulty_names_round_trip() {
     for t in Task::ALL {

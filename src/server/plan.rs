@@ -23,17 +23,24 @@ pub(super) struct Plan<'p> {
     pub(super) decision: Result<Decision<'p>, NoRoute<'p>>,
 }
 
-/// classify → rules → decide → tier pin. Pure but for the classifier call.
+/// classify → rules → decide → tier pin. Pure but for the classifier call. `explained`: the
+/// plan will be shown (dry run, `switchyard explain`), so the classification names its signals.
 pub(super) fn plan<'p>(
     classifier: &classify::Model,
     policy: &'p Policy,
     request: &chat::Request<'_>,
     headers: &HeaderMap,
     kind: ModelKind,
+    explained: bool,
 ) -> Result<Plan<'p>, ApiError> {
     let classification = (kind == ModelKind::Chat).then(|| {
         let started = Instant::now();
-        let c = classifier.classify(&classifier_input(request), &policy.thresholds);
+        let input = classifier_input(request);
+        let c = if explained {
+            classifier.classify(&input, &policy.thresholds)
+        } else {
+            classifier.classify_unexplained(&input, &policy.thresholds)
+        };
         metrics::record_classify(started.elapsed());
         c
     });
@@ -144,7 +151,7 @@ pub fn explain(
     if !policy.accepts_model(&request.model) {
         return Err(ApiError::UnknownModel(request.model.into_owned()));
     }
-    let plan = plan(classifier, policy, &request, headers, ModelKind::Chat)?;
+    let plan = plan(classifier, policy, &request, headers, ModelKind::Chat, true)?;
     Ok(explanation(policy, plan, &request))
 }
 

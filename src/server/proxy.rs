@@ -118,12 +118,19 @@ async fn complete(
         request_id,
     );
     let classifier = state.classifier.load();
-    let plan = plan(&classifier, &policy, &request, &parts.headers, model_kind)?;
-    if parts
+    let dry = parts
         .headers
         .get(HEADER_DRY_RUN)
-        .is_some_and(|v| v.as_bytes() == b"1")
-    {
+        .is_some_and(|v| v.as_bytes() == b"1");
+    let plan = plan(
+        &classifier,
+        &policy,
+        &request,
+        &parts.headers,
+        model_kind,
+        dry,
+    )?;
+    if dry {
         return Ok(dry_run(&policy, plan, &request));
     }
     let (class_task, class_difficulty) = (plan.task, plan.difficulty);
