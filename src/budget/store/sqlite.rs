@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -47,7 +48,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a reader waits for the writer to catch up with the journal before reading anyway.
 const READ_WAIT: Duration = Duration::from_secs(1);
 /// How long the writer gathers journaled rows before committing them (see `run_writer`).
-/// Nobody waits for it (readers and flushes unpark the writer), so it is long: at 1k req/s,
+/// Nobody waits for it (readers and flushes wake the writer: `wake_writer`), so it is long: at 1k req/s,
 /// 2 ms meant a wake-up and a transaction every other request, and the writer took a fifth of
 /// the process's CPU time (docs/BENCHMARKS.md).
 const LINGER: Duration = Duration::from_millis(25);
@@ -84,8 +85,10 @@ pub struct SqliteStore {
     path: PathBuf,
     /// To the writer thread. `mpsc::Sender` is `Sync`; sending never blocks.
     writer: mpsc::Sender<Msg>,
-    /// The writer thread, to unpark when a waiter is queued (see `run_writer`).
+    /// The writer thread, to wake when a waiter is queued (see `wake_writer`, `run_writer`).
     writer_thread: thread::Thread,
+    /// Set (before an unpark) when someone waits for the writer: it stops lingering.
+    urgent: Arc<AtomicBool>,
     /// Read-only connection for reports; the mutex serialises its (blocking) use.
     reader: Mutex<Connection>,
     /// `None` when another process owns the directory's journal: rows then wait for SQLite.
@@ -101,7 +104,7 @@ impl Drop for SqliteStore {
     /// the journal's lock is free once the store is gone (a reopen in this process owns it).
     fn drop(&mut self) {
         drop(std::mem::replace(&mut self.writer, mpsc::channel().0));
-        self.writer_thread.unpark();
+        self.wake_writer();
         if let Some(handle) = self.writer_handle.take()
             && handle.join().is_err()
         {
@@ -169,19 +172,30 @@ impl SqliteStore {
 
         let (writer, queue) = mpsc::channel();
         let committer = journal.clone();
+        let urgent = Arc::new(AtomicBool::new(false));
+        let woken = urgent.clone();
         let writer_handle = thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run_writer(conn, queue, committer.as_deref()))
+            .spawn(move || run_writer(conn, queue, committer.as_deref(), &woken))
             .map_err(Error::Spawn)?;
         Ok(SqliteStore {
             path,
             writer,
             writer_thread: writer_handle.thread().clone(),
+            urgent,
             writer_handle: Some(writer_handle),
             reader: Mutex::new(reader),
             journal,
             _stop_checkpoints: stop_checkpoints,
         })
+    }
+
+    /// Ends the writer's linger at once: the flag tells it someone waits; the unpark wakes it.
+    /// (An unpark alone can be lost: the channel's blocking `recv` parks and unparks the same
+    /// thread, and may consume it.)
+    fn wake_writer(&self) {
+        self.urgent.store(true, Ordering::Release);
+        self.writer_thread.unpark();
     }
 
     pub fn path(&self) -> &Path {
@@ -228,7 +242,7 @@ impl SqliteStore {
         if self.writer.send(Msg::Write { row, charges, done }).is_err() {
             tracing::error!("ledger writer thread has stopped; a row was not written");
         }
-        self.writer_thread.unpark();
+        self.wake_writer();
         durable
     }
 
@@ -238,14 +252,14 @@ impl SqliteStore {
         if self.writer.send(Msg::Flush(done)).is_err() {
             tracing::error!("ledger writer thread has stopped; flush cannot complete");
         }
-        self.writer_thread.unpark();
+        self.wake_writer();
         durable
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
         // A lingering writer is woken so that the reader does not wait out its linger.
         if let Some(journal) = &self.journal {
-            self.writer_thread.unpark();
+            self.wake_writer();
             journal.wait_committed(READ_WAIT);
         }
         let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
@@ -551,7 +565,12 @@ fn set_journal_seq(tx: &Transaction<'_>, seq: u64) -> rusqlite::Result<()> {
 /// SQLite refuses stay queued, with everything after them, and are tried again every
 /// `RETRY_EVERY`. Ends when every sender is gone (the store was dropped), after one last try at
 /// what is queued (anything left is still in the journal).
-fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>, journal: Option<&Journal>) {
+fn run_writer(
+    mut conn: Connection,
+    queue: mpsc::Receiver<Msg>,
+    journal: Option<&Journal>,
+    urgent: &AtomicBool,
+) {
     let mut last_checkpoint = std::time::Instant::now();
     let mut batch: Vec<Msg> = Vec::new();
     let mut retry_at: Option<std::time::Instant> = None;
@@ -582,7 +601,14 @@ fn run_writer(mut conn: Connection, queue: mpsc::Receiver<Msg>, journal: Option<
             && batch.len() == 1
             && matches!(batch.first(), Some(Msg::Journaled { .. }))
         {
-            thread::park_timeout(LINGER);
+            let until = std::time::Instant::now() + LINGER;
+            while !urgent.swap(false, Ordering::AcqRel) {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                thread::park_timeout(left);
+            }
         }
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
