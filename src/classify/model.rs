@@ -206,39 +206,15 @@ impl Model {
             n_words: 0,
         };
         let dense = features::extract(input, &mut scorer);
-        let mut logits = [0.0f32; N_OUT];
-        for (s, (acc, count)) in scorer.acc.iter().zip(scorer.count).enumerate() {
-            let k = features::scale(s, count);
-            for (l, a) in logits.iter_mut().zip(acc) {
-                *l += k * a;
-            }
-        }
-        for (i, v) in dense.values.iter().enumerate() {
-            if *v != 0.0 {
-                for (l, w) in logits.iter_mut().zip(self.row(i)) {
-                    *l += v * w;
-                }
-            }
-        }
+        let logits = head_logits(&scorer.acc, scorer.count, &dense, |i| self.row(i));
         (dense, logits, scorer)
     }
 
     /// The topic head's expected outcome gap, from the features `logits` collected.
     fn expected_gap(&self, dense: &Dense, scorer: &Scorer<'_, '_>) -> f32 {
-        let mut z = [0.0f32; N_TOPICS];
-        for (s, (acc, count)) in scorer.topic_acc.iter().zip(scorer.count).enumerate() {
-            let k = features::scale(s, count);
-            for (l, a) in z.iter_mut().zip(acc) {
-                *l += k * a;
-            }
-        }
-        for (i, v) in dense.values.iter().enumerate() {
-            if *v != 0.0 {
-                for (l, w) in z.iter_mut().zip(self.topic_row(i)) {
-                    *l += v * w;
-                }
-            }
-        }
+        let z = head_logits(&scorer.topic_acc, scorer.count, dense, |i| {
+            self.topic_row(i)
+        });
         topic::expected_gap(z, &self.topic_gap)
     }
 
@@ -368,6 +344,31 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// One head's logits: each section's summed hashed rows, scaled by the section's weight and
+/// feature count, plus the dense features times their rows (`row(i)` for dense feature `i`).
+fn head_logits<'w, const N: usize>(
+    sections: &[[f32; N]; N_SECTIONS],
+    count: [u32; N_SECTIONS],
+    dense: &Dense,
+    row: impl Fn(usize) -> &'w [f32; N],
+) -> [f32; N] {
+    let mut z = [0.0f32; N];
+    for (s, (acc, count)) in sections.iter().zip(count).enumerate() {
+        let k = features::scale(s, count);
+        for (l, a) in z.iter_mut().zip(acc) {
+            *l += k * a;
+        }
+    }
+    for (i, v) in dense.values.iter().enumerate() {
+        if *v != 0.0 {
+            for (l, w) in z.iter_mut().zip(row(i)) {
+                *l += v * w;
+            }
+        }
+    }
+    z
 }
 
 /// Inserts `(|w|, w, name)` into the sorted `top`, keeping one entry per name (the strongest).
