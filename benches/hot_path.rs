@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use switchyard::budget::Usage;
 use switchyard::chat;
 use switchyard::classify::{Input, Model, ResponseFormat, Role, Thresholds, Turn};
@@ -88,6 +88,25 @@ fn benches(c: &mut Criterion) {
                 .classify_unexplained(black_box(&single), &thresholds)
                 .difficulty_score
         })
+    });
+    // The same at low load: between two requests a proxy core idles and other work evicts
+    // its caches, so every weights row is fetched from memory again. 32 MiB of writes before
+    // each timed call stand in for that.
+    let mut evict = vec![0u8; 32 << 20];
+    c.bench_function("classify 1KB single-turn, request path, cold caches", |b| {
+        b.iter_batched(
+            || {
+                for (i, byte) in evict.iter_mut().enumerate().step_by(64) {
+                    *byte = byte.wrapping_add(i as u8);
+                }
+            },
+            |()| {
+                model
+                    .classify_unexplained(black_box(&single), &thresholds)
+                    .difficulty_score
+            },
+            BatchSize::PerIteration,
+        )
     });
 
     let conv = conversation_32k();

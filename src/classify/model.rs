@@ -202,10 +202,13 @@ impl Model {
             acc: [[0.0; N_OUT]; N_SECTIONS],
             topic_acc: [[0.0; N_TOPICS]; N_SECTIONS],
             count: [0; N_SECTIONS],
+            pending: [0; PENDING],
+            n_pending: 0,
             words: [(0, ""); SIGNAL_WORDS],
             n_words: 0,
         };
         let dense = features::extract(input, &mut scorer);
+        scorer.add_pending();
         let logits = head_logits(&scorer.acc, scorer.count, &dense, |i| self.row(i));
         (dense, logits, scorer)
     }
@@ -433,31 +436,64 @@ impl Name<'_> {
     }
 }
 
+/// Hashed features the scorer holds before adding their rows (see `Scorer::add_pending`).
+const PENDING: usize = 64;
+/// A pending feature is `section << SECTION_SHIFT | bucket`.
+const SECTION_SHIFT: u32 = 24;
+const _: () = assert!(HASH_BITS <= SECTION_SHIFT && N_SECTIONS < 1 << (32 - SECTION_SHIFT));
+
 /// Folds hashed features into per-section logit sums, remembering last-turn words for signals.
+///
+/// The weights (about 4 MB) do not stay in cache between requests on a proxy that is not
+/// saturated, so nearly every row is a fetch from memory. Rows are added in batches of
+/// `PENDING`, after the scan that found them, so that the fetches of a batch overlap instead of
+/// each waiting behind the hashing of the next word; the additions keep the features' order,
+/// so the sums are bit-identical to adding each row as it arrives.
 pub(crate) struct Scorer<'m, 't> {
     model: &'m Model,
     acc: [[f32; N_OUT]; N_SECTIONS],
     topic_acc: [[f32; N_TOPICS]; N_SECTIONS],
     count: [u32; N_SECTIONS],
+    pending: [u32; PENDING],
+    n_pending: usize,
     words: [(u32, &'t str); SIGNAL_WORDS],
     n_words: usize,
+}
+
+impl Scorer<'_, '_> {
+    /// Adds the rows of the pending features to their sections' sums, in arrival order.
+    fn add_pending(&mut self) {
+        let model = self.model;
+        for p in self.pending.iter().take(self.n_pending) {
+            let s = (p >> SECTION_SHIFT) as usize;
+            let row = N_DENSE + (p & ((1 << SECTION_SHIFT) - 1)) as usize;
+            if let Some(acc) = self.acc.get_mut(s) {
+                for (a, w) in acc.iter_mut().zip(model.row(row)) {
+                    *a += w;
+                }
+            }
+            if let Some(topic_acc) = self.topic_acc.get_mut(s) {
+                for (a, w) in topic_acc.iter_mut().zip(model.topic_row(row)) {
+                    *a += w;
+                }
+            }
+        }
+        self.n_pending = 0;
+    }
 }
 
 impl<'t> Sink<'t> for Scorer<'_, 't> {
     #[inline]
     fn hashed(&mut self, section: Section, bucket: u32, word: Option<&'t str>) {
         let s = section as usize;
-        if let (Some(acc), Some(count)) = (self.acc.get_mut(s), self.count.get_mut(s)) {
+        if let Some(count) = self.count.get_mut(s) {
             *count += 1;
-            let row = self.model.row(N_DENSE + bucket as usize);
-            for (a, w) in acc.iter_mut().zip(row) {
-                *a += w;
+            if self.n_pending == PENDING {
+                self.add_pending();
             }
-            if let Some(topic_acc) = self.topic_acc.get_mut(s) {
-                let row = self.model.topic_row(N_DENSE + bucket as usize);
-                for (a, w) in topic_acc.iter_mut().zip(row) {
-                    *a += w;
-                }
+            if let Some(slot) = self.pending.get_mut(self.n_pending) {
+                *slot = (s as u32) << SECTION_SHIFT | bucket;
+                self.n_pending += 1;
             }
         }
         if let Some(w) = word
@@ -494,6 +530,7 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use crate::classify::{Role, Turn};
 
     fn sample() -> Model {
         let mut m = Model::zeros();
@@ -557,6 +594,75 @@ mod tests {
         ));
         let msg = Model::from_bytes(&bytes[..100]).unwrap_err().to_string();
         assert!(msg.contains("expected"), "{msg}");
+    }
+
+    /// Collects the hashed features as they arrive.
+    struct Arrivals(Vec<(Section, u32)>);
+    impl<'t> Sink<'t> for Arrivals {
+        fn hashed(&mut self, s: Section, b: u32, _: Option<&'t str>) {
+            self.0.push((s, b));
+        }
+    }
+
+    #[test]
+    fn batched_row_sums_equal_adding_each_row_as_it_arrives() {
+        let m = Model::embedded().unwrap();
+        // Several batches of `PENDING`, every section, and a last batch that is not full.
+        let input = Input {
+            turns: vec![
+                Turn {
+                    role: Role::System,
+                    text: "You are a careful analyst. Answer in English.".into(),
+                },
+                Turn {
+                    role: Role::User,
+                    text: "Earlier question about the churn model and its features?".into(),
+                },
+                Turn {
+                    role: Role::Assistant,
+                    text: "The model uses tenure, plan and support tickets.".into(),
+                },
+                Turn {
+                    role: Role::User,
+                    text: format!(
+                        "Summarise this in three bullets. {} 翻译成中文：季度收入增长。 Keep it short.",
+                        "Revenue grew 12% in EMEA while churn fell among mid-market accounts. "
+                            .repeat(9)
+                    )
+                    .into(),
+                },
+            ],
+            ..Input::default()
+        };
+        let mut arrivals = Arrivals(Vec::new());
+        features::extract(&input, &mut arrivals);
+        let n = arrivals.0.len();
+        assert!(
+            n > 3 * PENDING && !n.is_multiple_of(PENDING),
+            "{n} features"
+        );
+        let mut acc = [[0.0f32; N_OUT]; N_SECTIONS];
+        let mut topic_acc = [[0.0f32; N_TOPICS]; N_SECTIONS];
+        let mut count = [0u32; N_SECTIONS];
+        for (s, b) in &arrivals.0 {
+            let (s, row) = (*s as usize, N_DENSE + *b as usize);
+            count[s] += 1;
+            for (a, w) in acc[s].iter_mut().zip(m.row(row)) {
+                *a += w;
+            }
+            for (a, w) in topic_acc[s].iter_mut().zip(m.topic_row(row)) {
+                *a += w;
+            }
+        }
+        let (_, _, scorer) = m.logits(&input);
+        assert_eq!(scorer.count, count);
+        // Bit for bit: the same additions in the same order.
+        let bits = |rows: &[f32]| rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(scorer.acc.as_flattened()), bits(acc.as_flattened()));
+        assert_eq!(
+            bits(scorer.topic_acc.as_flattened()),
+            bits(topic_acc.as_flattened())
+        );
     }
 
     #[test]
