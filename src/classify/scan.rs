@@ -144,6 +144,37 @@ const WH_KW: [u64; 20] = fnv_all([
     "could", "does", "do", "did", "should", "would", "will", "was",
 ]);
 
+/// One bit per value of a hash's top `KW_FILTER_BITS` bits, set for each word of the three
+/// keyword tables, so that most words (about 80 % of the words of the training data) skip the
+/// tables after one test.
+const KW_FILTER_BITS: u32 = 10;
+const KW_FILTER: [u64; 1 << (KW_FILTER_BITS - 6)] = kw_filter([&CODE_KW, &STEP_KW, &CONSTRAINT_KW]);
+
+#[allow(clippy::indexing_slicing)] // const evaluation: an out-of-bounds index fails the build
+const fn kw_filter<const N: usize>(tables: [&[u64]; N]) -> [u64; 1 << (KW_FILTER_BITS - 6)] {
+    let mut bits = [0u64; 1 << (KW_FILTER_BITS - 6)];
+    let mut t = 0;
+    while t < N {
+        let mut i = 0;
+        while i < tables[t].len() {
+            let top = (tables[t][i] >> (64 - KW_FILTER_BITS)) as usize;
+            bits[top >> 6] |= 1 << (top & 63);
+            i += 1;
+        }
+        t += 1;
+    }
+    bits
+}
+
+/// False when `h` is in none of the keyword tables (true may be a false positive).
+#[inline]
+fn maybe_keyword(h: u64) -> bool {
+    let top = (h >> (64 - KW_FILTER_BITS)) as usize;
+    KW_FILTER
+        .get(top >> 6)
+        .is_some_and(|bits| bits >> (top & 63) & 1 == 1)
+}
+
 // ---- scanning ---------------------------------------------------------------------------
 
 /// Character class of one char for tokenising.
@@ -322,7 +353,7 @@ fn finish_word<'t, S: Sink<'t>>(
     if stats.words == 1 && WH_KW.contains(&h) {
         stats.wh_start = true;
     }
-    if acc.ascii && (2..=13).contains(&acc.len) {
+    if acc.ascii && (2..=13).contains(&acc.len) && maybe_keyword(h) {
         if CODE_KW.contains(&h) {
             stats.code_kw += 1;
         } else if STEP_KW.contains(&h) {
@@ -381,17 +412,21 @@ fn line_features(line: &str, stats: &mut Stats) {
 
 /// One pass over `text`: counters into `stats`, hashed tokens into `em`.
 pub(crate) fn scan<'t, S: Sink<'t>>(text: &'t str, stats: &mut Stats, em: &mut Emitter<'_, 't, S>) {
+    let bytes = text.as_bytes();
     let mut word: Option<WordAcc> = None;
     let mut line_start = 0usize;
     let mut prev = ' ';
     let mut prev_visible = ' ';
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        stats.chars += 1;
+    let mut i = 0usize;
+    while let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) {
+        let at = i;
+        i += c.len_utf8();
+        // The next char, for the two-char patterns below.
+        let peek = || text.get(i..).and_then(|rest| rest.chars().next());
         let class = classify_char(c);
         if class == Class::Word {
             let acc = word.get_or_insert(WordAcc {
-                start: i,
+                start: at,
                 hash: FNV_OFFSET,
                 all_digits: true,
                 ascii: true,
@@ -400,46 +435,61 @@ pub(crate) fn scan<'t, S: Sink<'t>>(text: &'t str, stats: &mut Stats, em: &mut E
                 underscore: false,
                 len: 0,
             });
-            acc.len += 1;
             if c.is_ascii() {
-                if c.is_ascii_digit() {
-                    stats.digits += 1;
-                } else {
-                    acc.all_digits = false;
-                    if c == '_' {
-                        acc.underscore = acc.len > 1;
+                // Most text is runs of ASCII word chars: fold the whole run here, byte by byte.
+                let mut end = at;
+                while let Some(&b) = bytes.get(end)
+                    && (b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    acc.len += 1;
+                    if b.is_ascii_digit() {
+                        stats.digits += 1;
                     } else {
-                        stats.letters += 1;
-                        stats.ascii_letters += 1;
-                        if c.is_ascii_uppercase() {
-                            stats.upper += 1;
-                            acc.camel |= acc.lower_seen;
+                        acc.all_digits = false;
+                        if b == b'_' {
+                            acc.underscore = acc.len > 1;
                         } else {
-                            acc.lower_seen = true;
+                            stats.letters += 1;
+                            stats.ascii_letters += 1;
+                            if b.is_ascii_uppercase() {
+                                stats.upper += 1;
+                                acc.camel |= acc.lower_seen;
+                            } else {
+                                acc.lower_seen = true;
+                            }
                         }
                     }
+                    acc.hash = fnv_byte(acc.hash, b.to_ascii_lowercase());
+                    end += 1;
                 }
-                acc.hash = fnv_byte(acc.hash, c.to_ascii_lowercase() as u8);
-            } else {
-                acc.all_digits = false;
-                acc.ascii = false;
-                stats.letters += 1;
-                match c as u32 {
-                    0x0400..=0x04FF => stats.cyrillic += 1,
-                    0x0600..=0x06FF | 0x0750..=0x077F => stats.arabic += 1,
-                    0xAC00..=0xD7AF | 0x1100..=0x11FF => stats.kana_hangul += 1,
-                    _ => stats.other_script += 1,
-                }
-                let mut buf = [0u8; 4];
-                for lc in c.to_lowercase() {
-                    for b in lc.encode_utf8(&mut buf).bytes() {
-                        acc.hash = fnv_byte(acc.hash, b);
-                    }
+                stats.chars += (end - at) as u32;
+                let last = bytes.get(end - 1).map_or(c, |b| char::from(*b));
+                prev_visible = last;
+                prev = last;
+                i = end;
+                continue;
+            }
+            stats.chars += 1;
+            acc.len += 1;
+            acc.all_digits = false;
+            acc.ascii = false;
+            stats.letters += 1;
+            match c as u32 {
+                0x0400..=0x04FF => stats.cyrillic += 1,
+                0x0600..=0x06FF | 0x0750..=0x077F => stats.arabic += 1,
+                0xAC00..=0xD7AF | 0x1100..=0x11FF => stats.kana_hangul += 1,
+                _ => stats.other_script += 1,
+            }
+            let mut buf = [0u8; 4];
+            for lc in c.to_lowercase() {
+                for b in lc.encode_utf8(&mut buf).bytes() {
+                    acc.hash = fnv_byte(acc.hash, b);
                 }
             }
         } else {
+            stats.chars += 1;
             if let Some(acc) = word.take() {
-                finish_word(text, i, Some(c), &acc, stats, em);
+                finish_word(text, at, Some(c), &acc, stats, em);
             }
             if class == Class::Ideograph {
                 stats.letters += 1;
@@ -455,20 +505,20 @@ pub(crate) fn scan<'t, S: Sink<'t>>(text: &'t str, stats: &mut Stats, em: &mut E
                 match c {
                     '\n' => {
                         if stats.newlines == 0 {
-                            stats.first_line_bytes = i;
+                            stats.first_line_bytes = at;
                         }
                         stats.newlines += 1;
-                        if let Some(line) = text.get(line_start..i) {
+                        if let Some(line) = text.get(line_start..at) {
                             line_features(line, stats);
                         }
-                        line_start = i + 1;
+                        line_start = i;
                     }
                     '?' | '？' => stats.questions += 1,
                     '"' | '“' | '”' | '«' | '»' | '「' | '」' => stats.quotes += 1,
                     '|' => stats.pipes += 1,
                     '{' | '}' | ';' => stats.code_punct += 1,
                     '$' => stats.latex += 1,
-                    '\\' if chars.peek().is_some_and(|(_, n)| n.is_ascii_alphabetic()) => {
+                    '\\' if peek().is_some_and(|n| n.is_ascii_alphabetic()) => {
                         stats.latex += 1;
                     }
                     '^' | '=' | '<' | '>' | '+' | '*' | '/' | '×' | '÷' | '√' | 'π' | '∑' | '∫'
@@ -481,7 +531,7 @@ pub(crate) fn scan<'t, S: Sink<'t>>(text: &'t str, stats: &mut Stats, em: &mut E
                         stats.code_punct += 1;
                     }
                     ('"', ':') | ('{', '"') => stats.json_like += 1,
-                    (':', '/') if chars.peek().is_some_and(|(_, n)| *n == '/') => {
+                    (':', '/') if peek() == Some('/') => {
                         stats.url_email += 1;
                     }
                     _ => {}
@@ -508,4 +558,93 @@ pub(crate) fn scan<'t, S: Sink<'t>>(text: &'t str, stats: &mut Stats, em: &mut E
         line_features(line, stats);
     }
     stats.last_visible = prev_visible;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Unigram buckets, in order.
+    struct Words(Vec<u32>);
+    impl<'t> Sink<'t> for Words {
+        fn hashed(&mut self, s: Section, b: u32, _: Option<&'t str>) {
+            if s == Section::LastWord {
+                self.0.push(b);
+            }
+        }
+    }
+
+    #[test]
+    fn the_keyword_filter_passes_every_keyword_and_stops_most_words() {
+        for h in CODE_KW.iter().chain(&STEP_KW).chain(&CONSTRAINT_KW) {
+            assert!(maybe_keyword(*h));
+        }
+        let others = [
+            "quarterly",
+            "revenue",
+            "growth",
+            "region",
+            "driven",
+            "plan",
+            "churn",
+            "customers",
+            "please",
+            "summarize",
+            "the",
+            "key",
+            "drivers",
+            "three",
+            "bullet",
+            "points",
+        ];
+        let passed = others.iter().filter(|w| maybe_keyword(fnv_str(w))).count();
+        assert!(
+            passed <= 4,
+            "{passed} of {} ordinary words passed",
+            others.len()
+        );
+    }
+
+    /// ASCII runs take a fast path; words that mix in other scripts, and the counters and
+    /// two-char patterns around them, must come out as if every char took the general one.
+    #[test]
+    fn ascii_runs_and_other_chars_fold_into_the_same_words_and_counts() {
+        let text = "Café naïveVar x2Y über_ALLES 42+7 a::b\nΣύνολο 3 'ok'";
+        let mut stats = Stats::default();
+        let mut words = Words(Vec::new());
+        let mut em = Emitter::new(Some(&mut words), Section::LastWord, false, false);
+        scan(text, &mut stats, &mut em);
+        let expected: Vec<u32> = [
+            fnv_str("café"),
+            fnv_str("naïvevar"),
+            fnv_str("x2y"),
+            fnv_str("über_alles"),
+            NUM_HASH[1],
+            NUM_HASH[0],
+            fnv_str("a"),
+            fnv_str("b"),
+            fnv_str("σύνολο"),
+            NUM_HASH[0],
+            fnv_str("ok"),
+        ]
+        .into_iter()
+        .map(|h| bucket(h, Section::LastWord))
+        .collect();
+        assert_eq!(words.0, expected);
+        assert_eq!(stats.chars, text.chars().count() as u32);
+        assert_eq!(stats.words, 11);
+        assert_eq!(stats.digits, 5);
+        assert_eq!(stats.numbers, 3);
+        assert_eq!(stats.upper, 8);
+        assert_eq!(stats.letters, 33);
+        assert_eq!(stats.ascii_letters, 24);
+        assert_eq!(stats.other_script, 3 + 6); // é ï ü, and the Greek word
+        assert_eq!(stats.code_idents, 1); // x2Y (camel); the non-ASCII ones do not count
+        assert_eq!(stats.arithmetic, 1); // 42+7
+        assert_eq!(stats.code_punct, 1); // a::b
+        assert_eq!(stats.newlines, 1);
+        assert_eq!(stats.first_line_bytes, text.find('\n').unwrap());
+        assert_eq!(stats.last_visible, '\'');
+    }
 }
