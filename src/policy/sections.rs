@@ -251,17 +251,15 @@ pub(super) fn routes(
             && when.headers.is_empty()
             && when.tasks.is_empty()
             && when.difficulties.is_empty();
-        // Which kinds of request this route can take. (A route whose models all failed
-        // validation counts as a chat route; its own errors are already reported.)
+        // Which kinds of request this route can take. A route whose models all failed
+        // validation takes none: its kind is unknown and its errors are already reported, so
+        // it neither shadows later routes nor is reported as shadowed.
         let serves = |kind: ModelKind| {
             candidates
                 .iter()
                 .any(|i| all.get(*i).is_some_and(|m| m.kind == kind))
         };
-        let kinds = [
-            serves(ModelKind::Chat) || (candidates.is_empty() && !raw.use_.is_empty()),
-            serves(ModelKind::Embedding),
-        ];
+        let kinds = [serves(ModelKind::Chat), serves(ModelKind::Embedding)];
         let shadowed: Vec<&String> = kinds
             .iter()
             .zip(&catch_all)

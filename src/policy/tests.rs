@@ -137,6 +137,25 @@ fn unknown_model_in_route_with_hint() {
 }
 
 #[test]
+fn a_route_whose_models_are_all_invalid_is_not_a_catch_all() {
+    // The embedding model is invalid (its provider's URL is not set), so the route of it,
+    // though it has no `when`, must not make the chat route after it "unreachable": the one
+    // mistake is reported once.
+    let text = format!(
+        "{}  embed:\n    provider: local\n    model: nomic\n    tier: open\n    kind: embedding\n    price: {{ input: 0.1, output: 0 }}\nroutes:\n  - name: embeddings\n    use: [embed]\n  - name: default\n    use: [small]\n",
+        VALID
+            .replace("http://127.0.0.1:11434/v1", "${UNSET_URL}")
+            .replace("routes:\n  - name: default\n    use: [small]\n", "")
+    );
+    let got = errors(&text);
+    assert!(
+        got.iter().any(|e| e.contains("`UNSET_URL` is not set")),
+        "{got:#?}"
+    );
+    assert!(!got.iter().any(|e| e.contains("unreachable")), "{got:#?}");
+}
+
+#[test]
 fn unreachable_route_after_a_catch_all() {
     assert_error(
         &format!("{VALID}  - name: later\n    use: [small]\n"),
