@@ -380,6 +380,11 @@ fn offer_signal<'t>(top: &mut [(f32, f32, Name<'t>)], w: f32, name: Name<'t>, po
         return;
     }
     let a = w.abs();
+    // Not above the weakest kept: an entry of this name, if any, is at least as strong, so
+    // nothing changes. Most offers end here, before comparing names (words are strings).
+    if top.last().is_none_or(|(b, _, _)| a <= *b) {
+        return;
+    }
     if let Some(pos) = top.iter().position(|(_, _, n)| *n == name) {
         if top.get(pos).is_some_and(|(b, _, _)| *b >= a) {
             return;
@@ -693,5 +698,40 @@ mod tests {
             assert!(c.difficulty_score.is_finite() && c.signals.len() <= MAX_SIGNALS);
         }
         assert!(m.classify(&Input::default(), &t).task_confidence > 0.0);
+    }
+
+    #[test]
+    fn signals_keep_the_strongest_offer_of_each_name_strongest_first() {
+        // 400 offers over 23 names, distinct magnitudes, either sign, some positive-only.
+        let names: Vec<String> = (0..23).map(|i| format!("w{i}")).collect();
+        let mut top = [(0.0, 0.0, Name::None); MAX_SIGNALS];
+        let mut best: std::collections::HashMap<&str, f32> = std::collections::HashMap::new();
+        let mut x: u64 = 7;
+        for i in 0..400u32 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let name = names[(x >> 33) as usize % names.len()].as_str();
+            let w = ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) + i as f32 * 1e-7;
+            let positive_only = (x >> 20) & 3 == 0;
+            offer_signal(&mut top, w, Name::Word(name), positive_only);
+            if !(positive_only && w <= 0.0) {
+                let e = best.entry(name).or_insert(w);
+                if w.abs() > e.abs() {
+                    *e = w;
+                }
+            }
+        }
+        let mut expected: Vec<(&str, f32)> = best.into_iter().collect();
+        expected.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        expected.truncate(MAX_SIGNALS);
+        let got: Vec<(&str, f32)> = top
+            .iter()
+            .map(|(_, w, n)| match n {
+                Name::Word(s) => (*s, *w),
+                _ => ("", *w),
+            })
+            .collect();
+        assert_eq!(got, expected);
     }
 }
