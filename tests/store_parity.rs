@@ -36,8 +36,10 @@ budgets:
 ";
 
 /// The same requests, through `ledger`: reserved, then committed, released or dropped; plus
-/// refusals recorded without a reservation. Times span October and November 2026.
-async fn traffic(ledger: &Ledger) {
+/// refusals recorded without a reservation. Times span October and November 2026, plus one
+/// request per tenant at `now`, so that the current month (whose report alone lists budget
+/// standings) has spend in every budget scope whatever the date the test runs on.
+async fn traffic(ledger: &Ledger, now: jiff::Timestamp) {
     let tenants = [
         ("app-a", Some("search")),
         ("app-b", Some("search")),
@@ -100,6 +102,30 @@ async fn traffic(ledger: &Ledger) {
             })),
         }
     }
+    for (i, (key, team)) in tenants.into_iter().enumerate() {
+        let tenant = Tenant {
+            key: Arc::from(key),
+            team: team.map(Arc::from),
+        };
+        let row = Row {
+            time: now,
+            request_id: format!("now{i}"),
+            key: tenant.key.clone(),
+            team: tenant.team.clone(),
+            route: Arc::from("default"),
+            model: Arc::from("big"),
+            tier: "frontier".to_owned(),
+            input_tokens: 10,
+            output_tokens: 20,
+            status: "ok".to_owned(),
+            ..Row::default()
+        };
+        let held = ledger
+            .reserve(&tenant, MicroUsd(10_000), now)
+            .await
+            .unwrap();
+        held.commit(MicroUsd(8_000), row).await.unwrap();
+    }
     ledger.flush().await.unwrap();
 }
 
@@ -125,6 +151,7 @@ async fn sqlite_and_postgresql_answer_alike() {
     let url = schema.url();
 
     let start: jiff::Timestamp = "2026-10-20T00:00:00Z".parse().unwrap();
+    let now = jiff::Timestamp::now();
     let ttl = Duration::from_secs(60);
     let mut ledgers = Vec::new();
     for store_url in [None, Some(url.as_str())] {
@@ -132,7 +159,7 @@ async fn sqlite_and_postgresql_answer_alike() {
             .await
             .unwrap();
         let ledger = Ledger::open(store, policy.budgets.clone(), start).unwrap();
-        traffic(&ledger).await;
+        traffic(&ledger, now).await;
         ledgers.push(ledger);
     }
 
@@ -174,14 +201,25 @@ async fn sqlite_and_postgresql_answer_alike() {
             );
         }
     }
-    let november = run(&[
-        "report", "--policy", policy, "--month", "2026-11", "--by", "key", "--format", "json",
-        "--store", &url,
-    ]);
-    assert!(
-        november.contains("app-c") && november.contains("per-team"),
-        "{november}"
-    );
+    // The current month's report also lists every budget's standing, alike on both stores.
+    let current = jiff::tz::TimeZone::UTC
+        .to_datetime(now)
+        .strftime("%Y-%m")
+        .to_string();
+    let args = [
+        "report", "--policy", policy, "--month", &current, "--by", "key", "--format", "json",
+    ];
+    let on_pg = run(&[&args[..], &["--store", &url]].concat());
+    assert_eq!(run(&[&args[..], &["--data-dir", data]].concat()), on_pg);
+    for budget in [
+        "\"company\"",
+        "\"per-team\"",
+        "\"per-key\"",
+        "\"mail\"",
+        "\"app-c\"",
+    ] {
+        assert!(on_pg.contains(budget), "{budget} missing: {on_pg}");
+    }
     for month in ["2026-10", "2026-11"] {
         let args = ["simulate", "--policy", policy, "--month", month, "--json"];
         assert_eq!(
