@@ -711,10 +711,12 @@ fn report(
     let ledger = Ledger::open(store, specs, now)?;
     ledger.refresh(now)?;
     let rows = ledger.store().month_rows(month, dimension)?;
+    // A past month: how each budget stood at its end, as the dashboard shows it.
     let budgets = if month == current {
         ledger.all_status(now)
     } else {
-        Vec::new()
+        let spent = ledger.store().month_spend(month)?;
+        ledger.month_status(month, &spent)
     };
     let format = match format {
         ReportFormat::Table => switchyard::report::Format::Table,

@@ -33,8 +33,8 @@ fn state_name(state: BudgetState) -> &'static str {
     }
 }
 
-/// Render the report. `by` names the dimension of `rows`; `budgets` is the current month's
-/// standing (empty for past months).
+/// Render the report. `by` names the dimension of `rows`; `budgets` is the month's standing
+/// (for a past month, at its end: `Ledger::month_status`).
 pub fn render(
     month: MonthId,
     by: &str,
