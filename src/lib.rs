@@ -19,10 +19,11 @@
 //! `providers`
 //! (upstream client, SSE, usage, Anthropic translation), `listener` (the shared accept loop),
 //! `server` (stack, handler, plan, attempt, auth, spend, errors), `dashboard` (admin listener),
-//! `telemetry` (metrics, traces), `tally` (running totals), `report`, `simulate`, `demo`
+//! `busy_poll` (optional: keep the runtime polling between requests), `telemetry` (metrics, traces), `tally` (running totals), `report`, `simulate`, `demo`
 //! (simulated providers and the replay report).
 
 pub mod budget;
+pub mod busy_poll;
 pub mod chat;
 pub mod classify;
 pub mod config;
@@ -145,6 +146,7 @@ pub fn state_with_store(
         clock,
         tally: Arc::new(tally::Tally::default()),
         traces: telemetry::Traces::off(),
+        busy_poll: busy_poll::BusyPoll::off(),
         limits,
     })
 }

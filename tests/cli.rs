@@ -218,3 +218,26 @@ fn an_unreachable_store_says_where_and_why_without_the_password() {
     assert!(stderr.contains("expected postgres://"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
+
+#[test]
+fn busy_polling_with_several_worker_threads_is_refused_with_a_clear_error() {
+    let (code, _, stderr) = run(
+        &[
+            "serve",
+            "--policy",
+            "policies/demo.yaml",
+            "--threads",
+            "2",
+            "--busy-poll-us",
+            "500",
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--busy-poll-us needs the single-threaded runtime")
+            && stderr.contains("--threads 1"),
+        "{stderr}"
+    );
+}

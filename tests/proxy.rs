@@ -401,3 +401,33 @@ async fn speaks_http2_cleartext_too() {
     assert_eq!(rsp.version(), http::Version::HTTP_2);
     assert_eq!(rsp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn busy_polling_starts_with_the_first_request_and_requests_still_flow_while_it_spins() {
+    let up = mock(|_| Reply::Json(StatusCode::OK, completion("ok", 1, 1))).await;
+    let policy =
+        switchyard::Policy::from_yaml("test.yaml", &openai_policy(&[up.url()]), &|_| None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = switchyard::state_with_clock(
+        policy,
+        switchyard::Limits::default(),
+        dir.path(),
+        switchyard::system_clock(),
+    )
+    .unwrap();
+    // A window longer than the test: once a request starts it, it spins to the end.
+    state.busy_poll = switchyard::busy_poll::BusyPoll::start(std::time::Duration::from_secs(3600));
+    let p = proxy_from_state(state, dir).await;
+    assert!(!p.state.busy_poll.is_spinning(), "no request yet");
+    for _ in 0..3 {
+        let rsp = post(
+            &p.url("/v1/chat/completions"),
+            chat("auto", false).to_string(),
+            &[],
+        )
+        .await;
+        assert_eq!(rsp.status, StatusCode::OK);
+        assert!(p.state.busy_poll.is_spinning());
+    }
+    assert_eq!(up.requests().len(), 3);
+}

@@ -69,6 +69,8 @@ pub struct AppState {
     pub tally: Arc<Tally>,
     /// Where request spans go (off unless `OTEL_*` asks; the SDK synchronises internally).
     pub traces: crate::telemetry::Traces,
+    /// Touched on every proxied request (off unless `serve --busy-poll-us`; atomics inside).
+    pub busy_poll: crate::busy_poll::BusyPoll,
     pub limits: Limits,
 }
 
@@ -116,7 +118,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = state.limits;
-    let handler = tower::service_fn(move |req| proxy::route_request(state.clone(), req));
+    let handler = tower::service_fn(move |req| {
+        state.busy_poll.touch();
+        proxy::route_request(state.clone(), req)
+    });
     let service = TowerToHyperService::new(stack::build(handler, limits));
     crate::listener::serve("proxy", listener, service, shutdown, limits.shutdown_grace).await
 }
