@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 DUR=${1:-15}
 RATE=${RATE:-1000}
 RATE2=${RATE2:-5000} # one more round at this rate (0: none)
+# The fixed-rate rounds also run a busy-polling switchyard (`serve --busy-poll-us`) and relay
+# with this window (0: skip them).
+BUSY_POLL_US=${BUSY_POLL_US:-2000}
 OUT=$(mktemp -d)
 PIDS=()
 STORE=${STORE:-}
@@ -38,17 +41,18 @@ start_mock() { # port, per-token-us
   PIDS+=($!)
   wait_http "http://127.0.0.1:$1/v1/models"
 }
-start_proxy() { # port, upstream port
+start_proxy() { # port, upstream port, extra serve args...
+  local port=$1 up=$2; shift 2
   local store=()
   if [ -n "$STORE" ]; then
     local opts="-csearch_path%3D$SCHEMA"
     if [ -n "${PG_SYNC:-}" ]; then opts="$opts%20-csynchronous_commit%3D$PG_SYNC"; fi
-    store=(--store "$STORE?options=$opts" --replica-id "bench-$1")
+    store=(--store "$STORE?options=$opts" --replica-id "bench-$port")
   fi
-  SWITCHYARD_BENCH_UPSTREAM="http://127.0.0.1:$2/v1" SWITCHYARD_LOG=warn \
-    taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$1" --admin-listen 127.0.0.1:0 --data-dir "$OUT/data-$1" "${store[@]}" &
+  SWITCHYARD_BENCH_UPSTREAM="http://127.0.0.1:$up/v1" SWITCHYARD_LOG=warn \
+    taskset -c 0 "$BIN" serve --policy bench/policy.yaml --listen "127.0.0.1:$port" --admin-listen 127.0.0.1:0 --data-dir "$OUT/data-$port" "${store[@]}" "$@" &
   PIDS+=($!)
-  wait_http "http://127.0.0.1:$1/healthz"
+  wait_http "http://127.0.0.1:$port/healthz"
 }
 
 MOCK=$(free_port); start_mock "$MOCK" 0
@@ -60,6 +64,15 @@ taskset -c 0 target/release/examples/relay "127.0.0.1:$RELAY" "127.0.0.1:$MOCK" 
 PIDS+=($!)
 RELAY_PID=$!
 wait_http "http://127.0.0.1:$RELAY/v1/models"
+if [ "$BUSY_POLL_US" -gt 0 ]; then
+  # Idle (parked) while the other stages run: they spin only while their own load arrives.
+  BPROXY=$(free_port); start_proxy "$BPROXY" "$MOCK" --busy-poll-us "$BUSY_POLL_US"
+  BPROXY_PID=${PIDS[-1]}
+  BRELAY=$(free_port)
+  taskset -c 0 target/release/examples/relay "127.0.0.1:$BRELAY" "127.0.0.1:$MOCK" "$BUSY_POLL_US" >/dev/null &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$BRELAY/v1/models"
+fi
 SMOCK=$(free_port); start_mock "$SMOCK" 1000
 SPROXY=$(free_port); start_proxy "$SPROXY" "$SMOCK"
 
@@ -80,12 +93,20 @@ load() { # name url extra-oha-args...
 
 echo "warm-up" >&2
 load warm "http://127.0.0.1:$PROXY/v1/chat/completions" -q 500 >/dev/null
+[ "$BUSY_POLL_US" -eq 0 ] || load warm "http://127.0.0.1:$BPROXY/v1/chat/completions" -q 500 >/dev/null
 T0=$(cpu_ticks "$PROXY_PID")
+BT=0
 for round in 1 2; do
   echo "round $round: ${RATE} req/s" >&2
   load "direct-$round" "http://127.0.0.1:$MOCK/v1/chat/completions" -q "$RATE" --latency-correction
   load "relay-$round" "http://127.0.0.1:$RELAY/v1/chat/completions" -q "$RATE" --latency-correction
   load "proxy-$round" "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE" --latency-correction
+  if [ "$BUSY_POLL_US" -gt 0 ]; then
+    load "brelay-$round" "http://127.0.0.1:$BRELAY/v1/chat/completions" -q "$RATE" --latency-correction
+    B0=$(cpu_ticks "$BPROXY_PID")
+    load "bproxy-$round" "http://127.0.0.1:$BPROXY/v1/chat/completions" -q "$RATE" --latency-correction
+    BT=$((BT + $(cpu_ticks "$BPROXY_PID") - B0))
+  fi
 done
 T1=$(cpu_ticks "$PROXY_PID")
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status"; }
@@ -95,6 +116,10 @@ if [ "$RATE2" -gt 0 ]; then
   load direct-r2 "http://127.0.0.1:$MOCK/v1/chat/completions" -q "$RATE2" --latency-correction
   load relay-r2 "http://127.0.0.1:$RELAY/v1/chat/completions" -q "$RATE2" --latency-correction
   load proxy-r2 "http://127.0.0.1:$PROXY/v1/chat/completions" -q "$RATE2" --latency-correction
+  if [ "$BUSY_POLL_US" -gt 0 ]; then
+    load brelay-r2 "http://127.0.0.1:$BRELAY/v1/chat/completions" -q "$RATE2" --latency-correction
+    load bproxy-r2 "http://127.0.0.1:$BPROXY/v1/chat/completions" -q "$RATE2" --latency-correction
+  fi
 fi
 RSS_RATE2_KB=$(hwm)
 echo "saturation" >&2
@@ -111,10 +136,11 @@ target/release/examples/ttfb "http://127.0.0.1:$SPROXY/v1/chat/completions" 300 
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PROXY_PID/status")
 TICKS=$(getconf CLK_TCK)
 
-python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" "$RATE2" "$RSS_RATE_KB" "$RSS_RATE2_KB" "$((R1 - R0))" <<'PY'
+python3 - "$OUT" "$RSS_KB" "$((T1 - T0))" "$TICKS" "$RATE" "$DUR" "$((S1 - S0))" "$RATE2" "$RSS_RATE_KB" "$RSS_RATE2_KB" "$((R1 - R0))" "$BUSY_POLL_US" "$BT" <<'PY'
 import json, os, sys
 out, rss_kb, ticks, hz, rate, dur, sat_ticks, rate2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 rss_rate_kb, rss_rate2_kb, relay_ticks = int(sys.argv[9]), int(sys.argv[10]), int(sys.argv[11])
+busy_us, busy_ticks = int(sys.argv[12]), int(sys.argv[13])
 def r(name): return json.load(open(f"{out}/{name}.json"))
 def pct(d, p): return d["latencyPercentiles"][p] * 1e6
 def added(p, d): return " | ".join(f"{pct(p, k) - pct(d, k):.0f} µs" for k in ("p50", "p90", "p99"))
@@ -127,6 +153,12 @@ def rounds(label, direct, relay, proxy):
     print(f"| {label}: switchyard beyond the relay | {added(p, b)} |")
     if p["summary"]["successRate"] < 1:
         print(f"| {label}: success through switchyard | {p['summary']['successRate']*100:.1f}% | | |")
+    if busy_us > 0:
+        bb, bp = r("b" + relay), r("b" + proxy)
+        print(f"| {label}: **added by switchyard `--busy-poll-us {busy_us}`** | **{added(bp, d)}** |")
+        print(f"| {label}: added by a busy-polling relay | {added(bb, d)} |")
+        if bp["summary"]["successRate"] < 1:
+            print(f"| {label}: success through busy-polling switchyard | {bp['summary']['successRate']*100:.1f}% | | |")
 print(f"| 1 KB prompt, {dur} s per run | p50 | p90 | p99 |")
 print("|---|---|---|---|")
 for n in (1, 2):
@@ -156,5 +188,8 @@ for name, t in (("direct", td), ("through switchyard", tp)):
 print(f"| **added** | **{tp['ttfb_us']['p50']-td['ttfb_us']['p50']} µs** | **{tp['ttfb_us']['p99']-td['ttfb_us']['p99']} µs** | | |")
 reqs = sum(r(f"proxy-{n}")["summary"]["requestsPerSec"] * dur for n in (1, 2))
 print()
+if busy_us > 0:
+    breqs = sum(r(f"bproxy-{n}")["summary"]["requestsPerSec"] * dur for n in (1, 2))
+    print(f"busy-polling switchyard (`--busy-poll-us {busy_us}`): {busy_ticks/hz/breqs*1000:.3f} s of CPU per 1,000 requests at {rate} req/s (its core busy {busy_ticks/hz/(2*dur)*100:.0f}% of the time)")
 print(f"switchyard peak RSS (VmHWM): {rss_rate_kb/1024:.1f} MiB after the {rate} req/s rounds, {rss_rate2_kb/1024:.1f} MiB after {rate2} req/s, {rss_kb/1024:.1f} MiB after saturation and streaming; CPU: {ticks/hz/reqs*1000:.3f} s per 1,000 requests at {rate} req/s")
 PY
