@@ -19,8 +19,9 @@
 //! `providers`
 //! (upstream client, SSE, usage, Anthropic translation), `listener` (the shared accept loop),
 //! `server` (stack, handler, plan, attempt, auth, spend, errors), `dashboard` (admin listener),
-//! `busy_poll` (optional: keep the runtime polling between requests), `telemetry` (metrics, traces), `tally` (running totals), `report`, `simulate`, `demo`
-//! (simulated providers and the replay report).
+//! `busy_poll` (optional: keep the runtime polling between requests), `telemetry` (metrics,
+//! traces), `tally` (running totals), `report`, `simulate`, `demo` (simulated providers and the
+//! replay report).
 
 pub mod budget;
 pub mod busy_poll;
