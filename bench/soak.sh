@@ -64,8 +64,6 @@ warm = rss[len(rss)//10:] or rss
 print(f"| answered | status codes | ledger rows (ok) | RSS first→last (MiB) | RSS max−min after warm-up | fds first→last | TCP conns first→last |")
 print(f"|---|---|---|---|---|---|---|")
 print(f"| {answered} | {codes} | {rows} ({ok_rows}) | {rss[0]/1024:.1f}→{rss[-1]/1024:.1f} | {(max(warm)-min(warm))/1024:.1f} MiB ({100*(max(warm)-min(warm))/max(min(warm),1):.1f}%) | {samples[0][2]}→{samples[-1][2]} | {samples[0][3]}→{samples[-1][3]} |")
-# Requests still in flight when the load generator stops are answered and charged by switchyard
-# but not counted by oha: the ledger may hold a few more rows, never fewer.
 # Latency over time: each tenth of the run from every request's own timing (start with latency
 # correction, so a stall counts against the requests that waited behind it).
 import statistics
@@ -86,5 +84,7 @@ for i in range(10):
 p50s, p99s = [p[0] for p in parts], [p[1] for p in parts]
 print(f"p50 over the tenths: first {p50s[0]*1e6:.0f} µs, last {p50s[-1]*1e6:.0f} µs, median {statistics.median(p50s)*1e6:.0f} µs, spread {(max(p50s)-min(p50s))*1e6:.0f} µs; "
       f"p99: first {p99s[0]*1e6:.0f} µs, last {p99s[-1]*1e6:.0f} µs, median {statistics.median(p99s)*1e6:.0f} µs")
+# Requests still in flight when the load generator stops are answered and charged by switchyard
+# but not counted by oha: the ledger may hold a few more rows, never fewer.
 print(f"every answered request in the ledger: {ok_rows >= codes.get('200', 0)} ({ok_rows - codes.get('200', 0)} cut by the load generator's deadline)")
 PY
